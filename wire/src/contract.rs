@@ -1,0 +1,84 @@
+//! The pod contract: what the operator renders into the auth-server Deployment and what the
+//! auth-server reads at start-up. Both sides use these constants, so they cannot drift apart.
+
+/// Public OIDC port (behind the Service and Ingress).
+pub const PUBLIC_PORT: u16 = 8080;
+/// Admin API and metrics port; never exposed through the Ingress.
+pub const ADMIN_PORT: u16 = 8081;
+
+/// Path prefix of the admin client registry: `PUT/GET/DELETE {ADMIN_CLIENTS_PATH}/{client_id}`.
+pub const ADMIN_CLIENTS_PATH: &str = "/admin/clients";
+
+/// Key of the key-set JSON inside Secret `<provider>-signing-keys`.
+pub const KEYSET_SECRET_KEY: &str = "keyset.json";
+/// Directory where the signing-key Secret is mounted.
+pub const KEYSET_MOUNT_DIR: &str = "/etc/palisade/keys";
+
+/// Keys inside Secret `<provider>-internal`; each becomes a file under [`INTERNAL_MOUNT_DIR`].
+pub const INTERNAL_ADMIN_TOKEN_KEY: &str = "admin-token";
+/// Key for the cookie/session signing key (base64url, 32 bytes or more).
+pub const INTERNAL_COOKIE_KEY: &str = "cookie-key";
+/// Key for the password pepper mixed into argon2id hashes.
+pub const INTERNAL_PASSWORD_PEPPER_KEY: &str = "password-pepper";
+/// Directory where the internal Secret is mounted.
+pub const INTERNAL_MOUNT_DIR: &str = "/etc/palisade/internal";
+
+/// Environment variables the auth-server reads (and the operator renders).
+pub mod env {
+    /// The issuer URL, exactly as published in discovery.
+    pub const ISSUER: &str = "PALISADE_ISSUER";
+    /// PostgreSQL URL; absent means the in-memory store (development only).
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    /// Redis URL; absent means in-process rate limits and state (single replica only).
+    pub const REDIS_URL: &str = "REDIS_URL";
+    /// Path of the key-set file (default `{KEYSET_MOUNT_DIR}/{KEYSET_SECRET_KEY}`).
+    pub const KEYSET_FILE: &str = "PALISADE_KEYSET_FILE";
+    /// Directory holding the internal secret files.
+    pub const INTERNAL_DIR: &str = "PALISADE_INTERNAL_DIR";
+    /// Listen address of the public port, e.g. `0.0.0.0:8080`.
+    pub const PUBLIC_ADDR: &str = "PALISADE_PUBLIC_ADDR";
+    /// Listen address of the admin port, e.g. `0.0.0.0:8081`.
+    pub const ADMIN_ADDR: &str = "PALISADE_ADMIN_ADDR";
+    /// Access-token lifetime in seconds.
+    pub const ACCESS_TOKEN_TTL: &str = "PALISADE_ACCESS_TOKEN_TTL_SECONDS";
+    /// ID-token lifetime in seconds.
+    pub const ID_TOKEN_TTL: &str = "PALISADE_ID_TOKEN_TTL_SECONDS";
+    /// Refresh-token lifetime in seconds.
+    pub const REFRESH_TOKEN_TTL: &str = "PALISADE_REFRESH_TOKEN_TTL_SECONDS";
+    /// Authorization-code lifetime in seconds.
+    pub const AUTHORIZATION_CODE_TTL: &str = "PALISADE_AUTHORIZATION_CODE_TTL_SECONDS";
+    /// Rate limits as JSON of [`crate::contract::RateLimits`].
+    pub const RATE_LIMITS: &str = "PALISADE_RATE_LIMITS";
+    /// Log filter, e.g. `info` or `palisade_auth_server=debug`.
+    pub const LOG_LEVEL: &str = "PALISADE_LOG_LEVEL";
+    /// `json` (production) or `text`.
+    pub const LOG_FORMAT: &str = "PALISADE_LOG_FORMAT";
+}
+
+use serde::{Deserialize, Serialize};
+
+/// A token-bucket limit for one endpoint, per client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained requests per minute.
+    pub requests_per_minute: u32,
+    /// Extra requests allowed in a burst.
+    pub burst: u32,
+}
+
+/// Per-endpoint rate limits, as rendered into [`env::RATE_LIMITS`]. `None` means unlimited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspect: Option<RateLimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<RateLimit>,
+}
