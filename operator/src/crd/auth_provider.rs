@@ -1,0 +1,476 @@
+//! `AuthProvider`: one OpenID Connect issuer, run by Palisade.
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use palisade_wire::keyset::Algorithm;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An AuthProvider runs an OpenID Connect issuer: Palisade creates its Deployment, Services,
+/// autoscaler, disruption budget, Ingress, Secrets and database migrations, rotates its signing
+/// keys, and rolls back a failed upgrade by itself.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "auth.palisade.dev",
+    version = "v1alpha1",
+    kind = "AuthProvider",
+    namespaced,
+    shortname = "ap",
+    category = "palisade",
+    status = "AuthProviderStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Issuer","type":"string","jsonPath":".spec.issuer"}"#,
+    printcolumn = r#"{"name":"Replicas","type":"integer","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Revision","type":"string","jsonPath":".status.currentRevision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("self.allowInsecureIssuer || self.issuer.startsWith('https://')")
+    .message("issuer must be an https:// URL (set allowInsecureIssuer: true to allow http:// for local development)"))]
+#[serde(rename_all = "camelCase")]
+pub struct AuthProviderSpec {
+    /// The issuer URL exactly as relying parties will see it, e.g. `https://id.example.com` or
+    /// `https://example.com/auth`. Must be https unless `allowInsecureIssuer` is true. No query
+    /// or fragment. Discovery is served at `<issuer>/.well-known/openid-configuration`.
+    #[schemars(length(min = 8, max = 512))]
+    #[x_kube(validation = Rule::new("isURL(self) && (self.startsWith('https://') || self.startsWith('http://')) && !self.contains('?') && !self.contains('#')")
+        .message("issuer must be an absolute http(s) URL without query or fragment, e.g. https://id.example.com"))]
+    pub issuer: String,
+
+    /// Allow a plain `http://` issuer. For local development only: tokens and cookies then
+    /// travel unencrypted. Default false.
+    #[serde(default)]
+    pub allow_insecure_issuer: bool,
+
+    /// Container image of the auth-server. Default: the image the operator was installed with
+    /// (its `--auth-server-image` flag). Changing it starts a rollout, with automatic rollback
+    /// if the new pods do not become ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Number of auth-server pods when `autoscaling` is not set. Default 2. Forced to 1 when
+    /// `redis` is not set (the status says so).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: i32,
+
+    /// Scale the auth-server with a HorizontalPodAutoscaler (autoscaling/v2). When absent, no
+    /// autoscaler is created and `replicas` is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+
+    /// PostgreSQL holding clients, users, sessions and refresh tokens.
+    pub database: Database,
+
+    /// Redis for rate limits and short-lived state shared between replicas. Without it the
+    /// provider runs a single replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<Redis>,
+
+    /// Expose the issuer through an Ingress. The admin port is never exposed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Ingress>,
+
+    /// Signing keys and their rotation schedule.
+    #[serde(default)]
+    pub signing_keys: SigningKeys,
+
+    /// Token lifetimes.
+    #[serde(default)]
+    pub tokens: Tokens,
+
+    /// Per-endpoint rate limits, per client address. An endpoint without an entry is not
+    /// limited.
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+
+    /// How upgrades are rolled out and rolled back.
+    #[serde(default)]
+    pub rollout: Rollout,
+
+    /// Which namespaces may register OAuthClients with this provider. Default: only the
+    /// provider's own namespace.
+    #[serde(default)]
+    pub client_namespaces: ClientNamespaces,
+
+    /// CPU and memory requests and limits of the auth-server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Node labels the auth-server pods must be scheduled on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+
+    /// Tolerations of the auth-server pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+
+    /// Affinity rules of the auth-server pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Log level of the auth-server: error, warn, info (default), debug or trace. Logs never
+    /// contain secrets or tokens at any level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<LogLevel>,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+/// Verbosity of the auth-server's logs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The level as a tracing filter directive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// HorizontalPodAutoscaler settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas")
+    .message("autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct Autoscaling {
+    /// Fewest pods. Default 2.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub min_replicas: i32,
+    /// Most pods.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+    /// Average CPU utilization to aim for, in percent of the CPU request (1–100). If neither
+    /// target is set, 80% CPU is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "targetCPUUtilizationPercentage")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: Option<i32>,
+    /// Average memory utilization to aim for, in percent of the memory request (1–100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_memory_utilization_percentage: Option<i32>,
+}
+
+/// A key in a Secret in the AuthProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// PostgreSQL connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Database {
+    /// The Secret key holding the PostgreSQL URL (`postgres://user:pass@host:5432/db`). The
+    /// `uri` key of a CloudNativePG application Secret works as is.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// Redis connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Redis {
+    /// The Secret key holding the Redis URL (`redis://host:6379` or `rediss://...`).
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// Ingress settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ingress {
+    /// Host name served, e.g. `id.example.com`; normally the issuer's host.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub host: String,
+    /// IngressClass to use; the cluster default when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Extra annotations for the Ingress (e.g. for the ingress controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// TLS for the host. With `clusterIssuer`, cert-manager issues the certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IngressTls>,
+}
+
+/// Ingress TLS settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTls {
+    /// Secret holding (or receiving, with cert-manager) the certificate. Default `<name>-tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// cert-manager ClusterIssuer to request the certificate from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_issuer: Option<String>,
+}
+
+/// Signing keys and their rotation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = Rule::new("duration(self.rotationInterval) > duration(self.publishLead)")
+    .message("signingKeys.rotationInterval must be longer than signingKeys.publishLead"))]
+#[serde(rename_all = "camelCase")]
+pub struct SigningKeys {
+    /// Signature algorithm: ES256 (default), RS256 or EdDSA. Changing it rotates to a key of
+    /// the new algorithm through the usual publish-ahead path.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// How long each key signs before the next one takes over, e.g. `720h` (default, 30 days).
+    #[serde(default = "default_rotation_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10s')").message("rotationInterval must be at least 10s"))]
+    pub rotation_interval: String,
+    /// How long before it starts signing a new key is published in JWKS, e.g. `24h`
+    /// (default). Must exceed the time a Secret update takes to reach the pods plus how long
+    /// relying parties cache JWKS.
+    #[serde(default = "default_publish_lead")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("publishLead must be at least 1s"))]
+    pub publish_lead: String,
+}
+
+fn default_rotation_interval() -> String {
+    "720h".into()
+}
+fn default_publish_lead() -> String {
+    "24h".into()
+}
+
+impl Default for SigningKeys {
+    fn default() -> Self {
+        SigningKeys {
+            algorithm: Algorithm::default(),
+            rotation_interval: default_rotation_interval(),
+            publish_lead: default_publish_lead(),
+        }
+    }
+}
+
+/// Token lifetimes, as durations such as `15m` or `720h`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    /// Lifetime of access tokens (JWT), 1m–24h. Default `15m`.
+    #[serde(default = "default_access_ttl", rename = "accessTokenTTL")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('24h')")
+        .message("accessTokenTTL must be between 1m and 24h"))]
+    pub access_token_ttl: String,
+    /// Lifetime of ID tokens, 1m–24h. Default `1h`.
+    #[serde(default = "default_id_ttl", rename = "idTokenTTL")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1m') && duration(self) <= duration('24h')")
+        .message("idTokenTTL must be between 1m and 24h"))]
+    pub id_token_ttl: String,
+    /// Lifetime of refresh tokens, 1h–8760h (one year). Each use rotates the token. Default
+    /// `720h` (30 days).
+    #[serde(default = "default_refresh_ttl", rename = "refreshTokenTTL")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1h') && duration(self) <= duration('8760h')")
+        .message("refreshTokenTTL must be between 1h and 8760h"))]
+    pub refresh_token_ttl: String,
+    /// Lifetime of authorization codes, 10s–10m. Default `60s`.
+    #[serde(default = "default_code_ttl", rename = "authorizationCodeTTL")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('10s') && duration(self) <= duration('10m')")
+        .message("authorizationCodeTTL must be between 10s and 10m"))]
+    pub authorization_code_ttl: String,
+}
+
+fn default_access_ttl() -> String {
+    "15m".into()
+}
+fn default_id_ttl() -> String {
+    "1h".into()
+}
+fn default_refresh_ttl() -> String {
+    "720h".into()
+}
+fn default_code_ttl() -> String {
+    "60s".into()
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            access_token_ttl: default_access_ttl(),
+            id_token_ttl: default_id_ttl(),
+            refresh_token_ttl: default_refresh_ttl(),
+            authorization_code_ttl: default_code_ttl(),
+        }
+    }
+}
+
+/// A token-bucket rate limit per client address.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained requests per minute (at least 1).
+    #[schemars(range(min = 1, max = 1000000))]
+    pub requests_per_minute: u32,
+    /// Requests allowed at once above the sustained rate (at least 1). Default 10.
+    #[serde(default = "default_burst")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    10
+}
+
+/// Per-endpoint rate limits.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimits {
+    /// Limit for `/authorize` and the login form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize: Option<RateLimit>,
+    /// Limit for `/token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<RateLimit>,
+    /// Limit for `/userinfo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo: Option<RateLimit>,
+    /// Limit for `/introspect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspect: Option<RateLimit>,
+    /// Limit for `/revoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke: Option<RateLimit>,
+}
+
+/// Rollout and rollback behaviour.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Seconds a new revision has to become ready before it counts as failed (30–3600).
+    /// Default 600.
+    #[serde(default = "default_progress_deadline")]
+    #[schemars(range(min = 30, max = 3600))]
+    pub progress_deadline_seconds: i32,
+    /// Roll a failed revision back to the last good one automatically. Default true. When
+    /// false, the failure is reported and the Deployment is left as it is.
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+    /// Container restarts of new pods that count as a failed rollout (0–100). Default 3.
+    #[serde(default = "default_max_restarts")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_restarts: i32,
+}
+
+fn default_progress_deadline() -> i32 {
+    600
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_restarts() -> i32 {
+    3
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Rollout {
+            progress_deadline_seconds: default_progress_deadline(),
+            auto_rollback: true,
+            max_restarts: default_max_restarts(),
+        }
+    }
+}
+
+/// Which namespaces may attach OAuthClients.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("self.policy != 'Selector' || has(self.selector)")
+    .message("clientNamespaces.selector is required when clientNamespaces.policy is Selector"))]
+#[serde(rename_all = "camelCase")]
+pub struct ClientNamespaces {
+    /// `Same` (default): only the provider's namespace. `All`: every namespace. `Selector`:
+    /// namespaces whose labels match `selector`.
+    #[serde(default)]
+    pub policy: NamespacePolicy,
+    /// Namespace label selector, used when `policy` is `Selector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// Namespace policy for OAuthClients.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum NamespacePolicy {
+    /// Only the provider's own namespace.
+    #[default]
+    Same,
+    /// Any namespace.
+    All,
+    /// Namespaces matching the selector.
+    Selector,
+}
+
+/// Observed state of an AuthProvider.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthProviderStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions: Ready, Progressing, Degraded, KeysReady, RolledBack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The issuer URL being served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The OpenID discovery document URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_url: Option<String>,
+    /// Desired number of pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Pods ready to serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Revision (pod template hash) the Deployment runs now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// Last revision that rolled out successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_good_revision: Option<String>,
+    /// Revision that failed and was rolled back; not retried until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_revision: Option<String>,
+    /// Key ID (`kid`) that signs tokens now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_key_id: Option<String>,
+    /// When the next key takes over (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<String>,
+    /// Database schema version migrated to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_version: Option<i64>,
+}

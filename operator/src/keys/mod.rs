@@ -1,0 +1,3 @@
+//! Signing keys: the rotation schedule (a pure function of key set, policy and clock).
+
+pub mod schedule;

@@ -1,0 +1,10 @@
+//! Palisade operator: CRD types, controllers, key rotation and rollout logic.
+
+pub mod apply;
+pub mod crd;
+pub mod crdgen;
+pub mod keys;
+pub mod leader;
+pub mod metrics;
+pub mod render;
+pub mod telemetry;
