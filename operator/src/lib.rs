@@ -1,10 +1,14 @@
 //! Palisade operator: CRD types, controllers, key rotation and rollout logic.
 
 pub mod apply;
+pub mod client;
+pub mod context;
+pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod provider;
 pub mod render;
 pub mod telemetry;

@@ -1,0 +1,173 @@
+//! The application's Secret: `client_id`, `client_secret` (confidential clients only),
+//! `issuer` and `discovery_url`, owned by the OAuthClient.
+
+use crate::crd::OAuthClient;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use kube::{Resource, ResourceExt};
+use palisade_wire::registration::random_token;
+use std::collections::BTreeMap;
+
+/// Keys of the application's Secret.
+pub const CLIENT_ID_KEY: &str = "client_id";
+pub const CLIENT_SECRET_KEY: &str = "client_secret";
+pub const ISSUER_KEY: &str = "issuer";
+pub const DISCOVERY_URL_KEY: &str = "discovery_url";
+
+/// A client's credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Name of the credentials Secret (`spec.secretName`, default `<name>-oauth`).
+pub fn secret_name(client: &OAuthClient) -> String {
+    client
+        .spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| format!("{}-oauth", client.name_any()))
+}
+
+/// Generates a client ID: readable prefix from the namespace and name, plus randomness so IDs
+/// never collide across re-creations.
+pub fn new_client_id(namespace: &str, name: &str) -> String {
+    let mut id = format!("{namespace}-{name}");
+    id.truncate(80);
+    format!("{id}-{}", &random_token(6)[..8])
+        .to_lowercase()
+        .replace('_', "x")
+}
+
+/// Decides the credentials: keep what the live Secret holds; fill in what is missing. A
+/// confidential client whose Secret lost `client_secret` (or was deleted) gets a new secret —
+/// that is how a user rotates it. `known_id` (from status) keeps the ID across such rotations.
+pub fn decide(
+    live: Option<&Secret>,
+    known_id: Option<&str>,
+    public: bool,
+    namespace: &str,
+    name: &str,
+) -> Credentials {
+    let get = |key: &str| {
+        live.and_then(|s| s.data.as_ref())
+            .and_then(|d| d.get(key))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    let client_id = get(CLIENT_ID_KEY)
+        .or_else(|| known_id.map(String::from))
+        .unwrap_or_else(|| new_client_id(namespace, name));
+    let client_secret = if public {
+        None
+    } else {
+        Some(get(CLIENT_SECRET_KEY).unwrap_or_else(|| random_token(32)))
+    };
+    Credentials {
+        client_id,
+        client_secret,
+    }
+}
+
+/// Renders the Secret for `client` with `credentials`.
+pub fn render(
+    client: &OAuthClient,
+    credentials: &Credentials,
+    issuer: &str,
+    discovery_url: &str,
+) -> Option<Secret> {
+    let mut data = BTreeMap::from([
+        (
+            CLIENT_ID_KEY.to_string(),
+            ByteString(credentials.client_id.clone().into_bytes()),
+        ),
+        (
+            ISSUER_KEY.to_string(),
+            ByteString(issuer.as_bytes().to_vec()),
+        ),
+        (
+            DISCOVERY_URL_KEY.to_string(),
+            ByteString(discovery_url.as_bytes().to_vec()),
+        ),
+    ]);
+    if let Some(secret) = &credentials.client_secret {
+        data.insert(
+            CLIENT_SECRET_KEY.to_string(),
+            ByteString(secret.clone().into_bytes()),
+        );
+    }
+    Some(Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name(client)),
+            namespace: client.namespace(),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    crate::render::owner::MANAGED_BY.to_string(),
+                ),
+                (
+                    "app.kubernetes.io/component".to_string(),
+                    "oauth-client".to_string(),
+                ),
+                ("app.kubernetes.io/instance".to_string(), client.name_any()),
+            ])),
+            owner_references: Some(vec![client.controller_owner_ref(&())?]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret_with(pairs: &[(&str, &str)]) -> Secret {
+        Secret {
+            data: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn existing_credentials_are_kept() {
+        let live = secret_with(&[("client_id", "app-1"), ("client_secret", "s3cret")]);
+        let c = decide(Some(&live), None, false, "ns", "app");
+        assert_eq!(c.client_id, "app-1");
+        assert_eq!(c.client_secret.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn deleted_secret_rotates_the_secret_but_keeps_the_id() {
+        let c = decide(None, Some("app-1"), false, "ns", "app");
+        assert_eq!(c.client_id, "app-1");
+        assert_eq!(c.client_secret.as_ref().unwrap().len(), 43);
+    }
+
+    #[test]
+    fn public_clients_get_no_secret_and_new_ids_are_unique() {
+        let a = decide(None, None, true, "team-a", "spa");
+        let b = decide(None, None, true, "team-a", "spa");
+        assert!(a.client_secret.is_none());
+        assert!(a.client_id.starts_with("team-a-spa-"));
+        assert_ne!(a.client_id, b.client_id);
+        assert!(!format!("{a:?}").contains("secret\""));
+    }
+}

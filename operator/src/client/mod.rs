@@ -1,0 +1,8 @@
+//! The OAuthClient controller: `reconcile.rs` holds the steps; `policy.rs` decides whether a
+//! namespace may use a provider; `credentials.rs` renders the application's Secret;
+//! `admin.rs` talks to the provider's admin API.
+
+pub mod admin;
+pub mod credentials;
+pub mod policy;
+pub mod reconcile;

@@ -1,0 +1,396 @@
+//! The OAuthClient reconcile: resolve the provider, enforce its namespace policy, keep the
+//! credentials Secret, register with the admin API, report status. A finalizer deregisters the
+//! client on deletion, and lets go when the provider itself is gone.
+
+use super::admin::{base_url, AdminClient, AdminError};
+use super::credentials::{self, Credentials};
+use super::policy::namespace_allowed;
+use crate::context::Context;
+use crate::crd::{AuthProvider, OAuthClient, OAuthClientStatus};
+use crate::provider::desired::discovery_url;
+use crate::provider::status::{merge, Verdict};
+use crate::render::owner::Owner;
+use crate::render::secrets::{admin_token_from_secret, internal_secret_name};
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::ResourceExt;
+use palisade_wire::registration::{hash_client_secret, ClientRegistration};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Finalizer that deregisters the client before the OAuthClient goes away.
+pub const FINALIZER: &str = "auth.palisade.dev/deregister";
+
+/// Reconcile errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the OAuthClient has no namespace")]
+    NotStored,
+    #[error("could not deregister: {0}")]
+    Deregister(AdminError),
+}
+
+/// Why a client is not registered, as a Ready=False verdict.
+fn not_ready(reason: &'static str, message: String) -> Verdict {
+    Verdict {
+        type_: "Ready",
+        ok: false,
+        reason,
+        message,
+    }
+}
+
+/// Reconciles one OAuthClient (through the finalizer helper).
+pub async fn reconcile(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile_started("oauthclient");
+    let ns = client.namespace().ok_or(Error::NotStored)?;
+    let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, client, |event| async {
+        match event {
+            Finalizer::Apply(c) => apply(c, ctx.clone()).await,
+            Finalizer::Cleanup(c) => cleanup(c, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+struct Resolved {
+    provider: AuthProvider,
+    admin_base: String,
+    admin_token: Option<String>,
+}
+
+async fn resolve_provider(
+    client: &OAuthClient,
+    ctx: &Context,
+) -> Result<Option<Resolved>, kube::Error> {
+    let ns = client.namespace().unwrap_or_default();
+    let provider_ns = client.spec.provider_ref.namespace.clone().unwrap_or(ns);
+    let Some(provider) = Api::<AuthProvider>::namespaced(ctx.client.clone(), &provider_ns)
+        .get_opt(&client.spec.provider_ref.name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let admin_token = match Owner::of(&provider) {
+        Some(owner) => Api::<Secret>::namespaced(ctx.client.clone(), &provider_ns)
+            .get_opt(&internal_secret_name(&owner))
+            .await?
+            .as_ref()
+            .and_then(admin_token_from_secret),
+        None => None,
+    };
+    let admin_base = base_url(
+        ctx.config.admin_endpoint_override.as_deref(),
+        &provider_ns,
+        &provider.name_any(),
+    );
+    Ok(Some(Resolved {
+        provider,
+        admin_base,
+        admin_token,
+    }))
+}
+
+/// The registration payload for the client's spec and credentials.
+pub fn registration(client: &OAuthClient, creds: &Credentials) -> ClientRegistration {
+    let spec = &client.spec;
+    ClientRegistration {
+        client_id: creds.client_id.clone(),
+        client_name: Some(
+            spec.client_name
+                .clone()
+                .unwrap_or_else(|| client.name_any()),
+        ),
+        redirect_uris: spec.redirect_uris.iter().map(|u| u.0.clone()).collect(),
+        post_logout_redirect_uris: spec
+            .post_logout_redirect_uris
+            .iter()
+            .map(|u| u.0.clone())
+            .collect(),
+        grant_types: spec.grant_types.clone(),
+        scopes: spec.scopes.iter().map(|s| s.0.clone()).collect(),
+        token_endpoint_auth_method: spec.token_endpoint_auth_method,
+        public: spec.public,
+        client_secret_hash: creds.client_secret.as_deref().map(hash_client_secret),
+    }
+}
+
+async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = client.namespace().ok_or(Error::NotStored)?;
+    let name = client.name_any();
+    let previous = client.status.clone().unwrap_or_default();
+    let retry = Action::requeue(Duration::from_secs(15));
+
+    let Some(resolved) = resolve_provider(&client, &ctx).await? else {
+        let provider = client.spec.provider_ref.name.clone();
+        let msg =
+            format!(
+            "AuthProvider {provider} not found in namespace {}; create it or fix spec.providerRef",
+            client.spec.provider_ref.namespace.clone().unwrap_or(ns.clone())
+        );
+        return finish(
+            &client,
+            &ctx,
+            &previous,
+            not_ready("ProviderNotFound", msg),
+            None,
+            retry,
+        )
+        .await;
+    };
+    let provider_ns = resolved.provider.namespace().unwrap_or_default();
+
+    let ns_labels = if provider_ns == ns {
+        Default::default()
+    } else {
+        Api::<Namespace>::all(ctx.client.clone())
+            .get_opt(&ns)
+            .await?
+            .and_then(|n| n.metadata.labels)
+            .unwrap_or_default()
+    };
+    if !namespace_allowed(
+        &resolved.provider.spec.client_namespaces,
+        &provider_ns,
+        &ns,
+        &ns_labels,
+    ) {
+        let msg = format!(
+            "AuthProvider {provider_ns}/{} does not accept clients from namespace {ns}; change its spec.clientNamespaces",
+            resolved.provider.name_any()
+        );
+        return finish(
+            &client,
+            &ctx,
+            &previous,
+            not_ready("NamespaceNotAllowed", msg),
+            None,
+            Action::requeue(Duration::from_secs(60)),
+        )
+        .await;
+    }
+
+    // Credentials: kept from the live Secret, generated only when missing.
+    let secret_name = credentials::secret_name(&client);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let live = secrets.get_opt(&secret_name).await?;
+    let creds = credentials::decide(
+        live.as_ref(),
+        previous.client_id.as_deref(),
+        client.spec.public,
+        &ns,
+        &name,
+    );
+    let issuer = resolved.provider.spec.issuer.clone();
+    let rotated = live.is_some()
+        && creds.client_secret.is_some()
+        && live
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .is_some_and(|d| !d.contains_key(credentials::CLIENT_SECRET_KEY));
+    if let Some(secret) = credentials::render(&client, &creds, &issuer, &discovery_url(&issuer)) {
+        if ctx.applier.apply(&ns, secret).await? && live.is_none() {
+            ctx.event(
+                client.as_ref(),
+                EventType::Normal,
+                "CredentialsCreated",
+                "Create",
+                format!("wrote client credentials to Secret {secret_name}"),
+            )
+            .await;
+        }
+    }
+    if rotated {
+        ctx.event(
+            client.as_ref(),
+            EventType::Normal,
+            "SecretRotated",
+            "Rotate",
+            format!("generated a new client_secret in Secret {secret_name}"),
+        )
+        .await;
+    }
+
+    // Registration (idempotent; repeated at every resync so a wiped database heals).
+    let Some(token) = resolved.admin_token else {
+        let msg = format!(
+            "AuthProvider {provider_ns}/{} has no admin token yet; waiting for it to be reconciled",
+            resolved.provider.name_any()
+        );
+        return finish(
+            &client,
+            &ctx,
+            &previous,
+            not_ready("ProviderUnavailable", msg),
+            Some(&creds),
+            retry,
+        )
+        .await;
+    };
+    let reg = registration(&client, &creds);
+    if let Err(e) = AdminClient::default()
+        .put_client(&resolved.admin_base, &token, &reg)
+        .await
+    {
+        let msg = format!("could not register with the provider's admin API ({e}); will retry");
+        return finish(
+            &client,
+            &ctx,
+            &previous,
+            not_ready("ProviderUnavailable", msg),
+            Some(&creds),
+            retry,
+        )
+        .await;
+    }
+    let ok = Verdict {
+        type_: "Ready",
+        ok: true,
+        reason: "Registered",
+        message: format!("registered as {} with issuer {issuer}", creds.client_id),
+    };
+    finish(
+        &client,
+        &ctx,
+        &previous,
+        ok,
+        Some(&creds),
+        Action::requeue(client_resync()),
+    )
+    .await
+}
+
+/// How often registrations are repeated (env `PALISADE_CLIENT_RESYNC_SECONDS`, default 300).
+fn client_resync() -> Duration {
+    let secs = std::env::var("PALISADE_CLIENT_RESYNC_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+async fn finish(
+    client: &OAuthClient,
+    ctx: &Context,
+    previous: &OAuthClientStatus,
+    verdict: Verdict,
+    creds: Option<&Credentials>,
+    action: Action,
+) -> Result<Action, Error> {
+    let generation = client.metadata.generation;
+    let status = OAuthClientStatus {
+        observed_generation: generation,
+        client_id: creds
+            .map(|c| c.client_id.clone())
+            .or(previous.client_id.clone()),
+        secret_name: creds
+            .map(|_| credentials::secret_name(client))
+            .or(previous.secret_name.clone()),
+        conditions: merge(
+            &previous.conditions,
+            std::slice::from_ref(&verdict),
+            generation,
+            Utc::now(),
+        ),
+    };
+    if status != *previous {
+        let was = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| (c.status.clone(), c.reason.clone()));
+        let now = (
+            if verdict.ok { "True" } else { "False" }.to_string(),
+            verdict.reason.to_string(),
+        );
+        let api: Api<OAuthClient> =
+            Api::namespaced(ctx.client.clone(), &client.namespace().unwrap_or_default());
+        ctx.metrics.count_write("OAuthClient", "patch_status");
+        api.patch_status(
+            &client.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({ "status": status })),
+        )
+        .await?;
+        if was.as_ref() != Some(&now) {
+            let type_ = if verdict.ok {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            };
+            ctx.event(
+                client,
+                type_,
+                verdict.reason,
+                "Register",
+                verdict.message.clone(),
+            )
+            .await;
+        }
+    }
+    Ok(action)
+}
+
+async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let Some(client_id) = client.status.as_ref().and_then(|s| s.client_id.clone()) else {
+        return Ok(Action::await_change());
+    };
+    match resolve_provider(&client, &ctx).await? {
+        Some(Resolved {
+            provider,
+            admin_base,
+            admin_token: Some(token),
+        }) if provider.metadata.deletion_timestamp.is_none() => {
+            AdminClient::default()
+                .delete_client(&admin_base, &token, &client_id)
+                .await
+                .map_err(Error::Deregister)?;
+            ctx.event(
+                client.as_ref(),
+                EventType::Normal,
+                "Deregistered",
+                "Deregister",
+                format!("deregistered client {client_id}"),
+            )
+            .await;
+        }
+        _ => {
+            // The provider (or its admin token) is gone, so is the registration: let go.
+            ctx.event(
+                client.as_ref(),
+                EventType::Warning,
+                "ProviderGone",
+                "Deregister",
+                format!(
+                    "AuthProvider {} is gone; nothing to deregister for client {client_id}",
+                    client.spec.provider_ref.name
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// Retry policy after an error.
+pub fn error_policy(_client: Arc<OAuthClient>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "OAuthClient reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            controller: "oauthclient",
+            reason: "error".into(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(10))
+}

@@ -1,0 +1,70 @@
+//! What every reconcile gets: the API client, the applier (all writes), the event recorder,
+//! metrics and the operator's configuration.
+
+use crate::apply::Applier;
+use crate::metrics::Metrics;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+/// Operator settings that shape what is rendered or where it talks.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Image used when an AuthProvider sets none.
+    pub auth_server_image: String,
+    /// Namespace the operator runs in (may reach the admin port through the NetworkPolicy).
+    pub operator_namespace: String,
+    /// Namespace of the metrics scraper, also allowed to the admin port.
+    pub metrics_namespace: Option<String>,
+    /// Admin API base URL to use instead of the admin Service, e.g. `http://127.0.0.1:18081`;
+    /// `{namespace}` and `{name}` are replaced by the provider's. Used by tests on loopback.
+    pub admin_endpoint_override: Option<String>,
+}
+
+/// Shared reconcile context.
+#[derive(Clone)]
+pub struct Context {
+    pub client: Client,
+    pub applier: Applier,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub config: Config,
+}
+
+impl Context {
+    /// Builds the context; events are reported as `palisade-operator` / `instance`.
+    pub fn new(client: Client, metrics: Metrics, config: Config, instance: Option<String>) -> Self {
+        let reporter = Reporter {
+            controller: "palisade-operator".into(),
+            instance,
+        };
+        Context {
+            applier: Applier::new(client.clone(), metrics.clone()),
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            config,
+        }
+    }
+
+    /// Publishes an event about `obj`; failures to record are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        self.metrics.count_write("Event", "create");
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not record event");
+        }
+    }
+}

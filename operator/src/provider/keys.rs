@@ -1,0 +1,161 @@
+//! Applies the rotation schedule (`crate::keys::schedule`) to Secret `x-signing-keys`: creates
+//! it once, rewrites it only when the key set changes, and handles emergency rotation requests.
+
+use crate::apply::Applier;
+use crate::keys::schedule::{plan, Policy};
+use crate::render::owner::Owner;
+use crate::render::secrets::{
+    key_set_from_secret, render_signing_keys_secret, signing_keys_secret_name,
+};
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use palisade_wire::keyset::{GeneratedKey, KeySet};
+
+/// Annotation on the AuthProvider asking for an emergency rotation; each new value triggers
+/// exactly one.
+pub const ROTATE_ANNOTATION: &str = "auth.palisade.dev/rotate-keys";
+/// Annotation on the key Secret recording the last request handled. It is written together
+/// with the new key set, so a crash can never rotate twice for one request.
+pub const ROTATE_HANDLED_ANNOTATION: &str = "auth.palisade.dev/rotate-keys-handled";
+
+/// Whether the AuthProvider asks for a rotation not yet handled.
+pub fn emergency_requested(requested: Option<&str>, handled: Option<&str>) -> bool {
+    matches!(requested, Some(r) if Some(r) != handled)
+}
+
+/// Result of the key step.
+#[derive(Debug)]
+pub struct KeysOutcome {
+    pub active_kid: String,
+    /// When the active key stops signing.
+    pub until: DateTime<Utc>,
+    /// Next instant the schedule must run.
+    pub next_wake: DateTime<Utc>,
+    /// The set was written (created or rotated).
+    pub written: bool,
+    /// An emergency rotation was performed now.
+    pub emergency: bool,
+    /// When the active key started signing.
+    pub active_since: DateTime<Utc>,
+}
+
+/// Errors of the key step.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("Secret {0} holds a key set that cannot be read ({1}); fix or delete the Secret")]
+    Invalid(String, String),
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+fn generator() -> impl FnMut(palisade_wire::keyset::Algorithm) -> GeneratedKey {
+    |alg| GeneratedKey::generate(alg).expect("key generation uses the OS random source")
+}
+
+fn with_handled(mut secret: Secret, handled: Option<&str>) -> Secret {
+    if let Some(value) = handled {
+        secret
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ROTATE_HANDLED_ANNOTATION.into(), value.into());
+    }
+    secret
+}
+
+/// Ensures the key Secret holds the set the schedule wants at `now`.
+pub async fn ensure_keys(
+    applier: &Applier,
+    owner: &Owner,
+    policy: &Policy,
+    rotate_request: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<KeysOutcome, KeysError> {
+    let name = signing_keys_secret_name(owner);
+    let api: Api<Secret> = Api::namespaced(applier.client().clone(), &owner.namespace);
+    let live = api.get_opt(&name).await?;
+    let mut gen = generator();
+    let (keys, written, emergency) = match live {
+        None => {
+            // First key set. A rotation request that predates the provider is already satisfied.
+            let p = plan(&KeySet::default(), policy, now, false, &mut gen);
+            let secret = with_handled(render_signing_keys_secret(owner, &p.keys), rotate_request);
+            let (created, was_created) = applier.create_if_absent(&owner.namespace, secret).await?;
+            let keys = if was_created {
+                p.keys
+            } else {
+                read(&created, &name)?
+            };
+            (keys, was_created, false)
+        }
+        Some(live) => {
+            let stored = read(&live, &name)?;
+            let handled = live
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ROTATE_HANDLED_ANNOTATION))
+                .map(String::as_str);
+            let emergency = emergency_requested(rotate_request, handled);
+            let p = plan(&stored, policy, now, emergency, &mut gen);
+            if p.changed || emergency {
+                let mut secret = with_handled(
+                    render_signing_keys_secret(owner, &p.keys),
+                    rotate_request.or(handled),
+                );
+                secret.metadata.resource_version = live.metadata.resource_version.clone();
+                // Keep annotations others put on the Secret (only ours are overwritten).
+                if let Some(existing) = &live.metadata.annotations {
+                    let ann = secret
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default);
+                    for (k, v) in existing {
+                        ann.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                applier.replace(&owner.namespace, &secret).await?;
+                (p.keys, true, emergency)
+            } else {
+                (stored, false, false)
+            }
+        }
+    };
+    let active = keys
+        .signing_key(now)
+        .ok_or_else(|| KeysError::Invalid(name.clone(), "no key can sign now".into()))?;
+    Ok(KeysOutcome {
+        active_kid: active.kid.clone(),
+        until: active.retire_at,
+        active_since: active.activate_at,
+        // Publishing, activation, retirement and deletion instants all deserve a look.
+        next_wake: keys.next_change_after(now).unwrap_or(active.retire_at),
+        written,
+        emergency,
+    })
+}
+
+fn read(secret: &Secret, name: &str) -> Result<KeySet, KeysError> {
+    match key_set_from_secret(secret) {
+        Some(Ok(keys)) => Ok(keys),
+        Some(Err(e)) => Err(KeysError::Invalid(name.into(), e.to_string())),
+        None => Err(KeysError::Invalid(
+            name.into(),
+            "the keyset.json key is missing".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_annotation_value_asks_for_one_rotation() {
+        assert!(!emergency_requested(None, None));
+        assert!(emergency_requested(Some("2026-11-23"), None));
+        assert!(!emergency_requested(Some("2026-11-23"), Some("2026-11-23")));
+        assert!(emergency_requested(Some("again"), Some("2026-11-23")));
+    }
+}

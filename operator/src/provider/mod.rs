@@ -1,0 +1,8 @@
+//! The AuthProvider controller: `reconcile.rs` holds the steps, `desired.rs` reduces the spec
+//! to render inputs (pure), `status.rs` decides conditions (pure), `keys.rs` applies the
+//! rotation schedule to the signing-key Secret.
+
+pub mod desired;
+pub mod keys;
+pub mod reconcile;
+pub mod status;

@@ -1,0 +1,342 @@
+//! Status decisions for an AuthProvider, as pure functions of what was observed and the clock.
+//! Reasons form a small vocabulary users can search for:
+//! `Available`, `Progressing`, `DatabaseSecretMissing`, `RedisSecretMissing`,
+//! `SingleReplicaWithoutRedis`, `RolloutComplete`, `RolloutInProgress`, `AsExpected`,
+//! `KeySetCurrent`, `KeySetInvalid`.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// A Secret key the provider needs, and whether it was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretCheck {
+    Present,
+    /// The Secret or the key is missing.
+    Missing {
+        namespace: String,
+        name: String,
+        key: String,
+        secret_exists: bool,
+    },
+}
+
+/// What the Deployment reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeploymentObservation {
+    pub desired: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// The Deployment controller has seen the latest spec.
+    pub caught_up: bool,
+}
+
+/// What the signing-key step reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeysObservation {
+    Ready {
+        active_kid: String,
+        until: DateTime<Utc>,
+    },
+    Invalid {
+        message: String,
+    },
+}
+
+/// Everything the conditions depend on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub generation: Option<i64>,
+    pub issuer: String,
+    pub database: SecretCheck,
+    pub redis: Option<SecretCheck>,
+    pub limited_without_redis: bool,
+    pub deployment: Option<DeploymentObservation>,
+    pub keys: Option<KeysObservation>,
+}
+
+/// One condition's desired content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub type_: &'static str,
+    pub ok: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn verdict(
+    type_: &'static str,
+    ok: bool,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Verdict {
+    Verdict {
+        type_,
+        ok,
+        reason,
+        message: message.into(),
+    }
+}
+
+fn missing_message(what: &str, check: &SecretCheck) -> Option<String> {
+    match check {
+        SecretCheck::Present => None,
+        SecretCheck::Missing {
+            namespace,
+            name,
+            key,
+            secret_exists,
+        } => Some(if *secret_exists {
+            format!("{what} Secret {namespace}/{name} has no key \"{key}\"; add the key or change {what}.urlSecretRef.key")
+        } else {
+            format!("{what} Secret {namespace}/{name} does not exist; create it with the {what} URL under key \"{key}\"")
+        }),
+    }
+}
+
+/// Decides the Ready, Progressing, Degraded and KeysReady conditions.
+pub fn decide(obs: &Observed) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    let db_missing = missing_message("database", &obs.database);
+    let redis_missing = obs.redis.as_ref().and_then(|c| missing_message("redis", c));
+    let rollout_done = obs.deployment.as_ref().map(|d| {
+        d.caught_up
+            && d.updated >= d.desired
+            && d.ready >= d.desired
+            && d.available >= d.desired
+            && d.desired > 0
+    });
+
+    out.push(if let Some(msg) = db_missing {
+        verdict("Ready", false, "DatabaseSecretMissing", msg)
+    } else if let Some(msg) = redis_missing {
+        verdict("Ready", false, "RedisSecretMissing", msg)
+    } else {
+        match (&obs.deployment, rollout_done) {
+            (Some(d), Some(true)) => verdict(
+                "Ready",
+                true,
+                "Available",
+                format!(
+                    "issuer {} is served by {} ready replica(s)",
+                    obs.issuer, d.ready
+                ),
+            ),
+            (Some(d), _) => verdict(
+                "Ready",
+                false,
+                "Progressing",
+                format!(
+                    "{} of {} replica(s) ready; waiting for the auth-server pods",
+                    d.ready, d.desired
+                ),
+            ),
+            (None, _) => verdict(
+                "Ready",
+                false,
+                "Progressing",
+                "creating the auth-server Deployment",
+            ),
+        }
+    });
+
+    out.push(match (&obs.deployment, rollout_done) {
+        (Some(_), Some(true)) => verdict(
+            "Progressing",
+            false,
+            "RolloutComplete",
+            "all replicas run the current revision",
+        ),
+        (Some(d), _) => verdict(
+            "Progressing",
+            true,
+            "RolloutInProgress",
+            format!(
+                "{} of {} replica(s) updated, {} ready",
+                d.updated, d.desired, d.ready
+            ),
+        ),
+        (None, _) => verdict(
+            "Progressing",
+            true,
+            "RolloutInProgress",
+            "waiting for the Deployment",
+        ),
+    });
+
+    out.push(if obs.limited_without_redis {
+        verdict(
+            "Degraded",
+            true,
+            "SingleReplicaWithoutRedis",
+            "running 1 replica because spec.redis is not set: replicas share rate limits and state through Redis; set spec.redis to scale out",
+        )
+    } else {
+        verdict("Degraded", false, "AsExpected", "no problems found")
+    });
+
+    if let Some(keys) = &obs.keys {
+        out.push(match keys {
+            KeysObservation::Ready { active_kid, until } => verdict(
+                "KeysReady",
+                true,
+                "KeySetCurrent",
+                format!(
+                    "key {active_kid} signs until {}; its successor is already published",
+                    until.to_rfc3339()
+                ),
+            ),
+            KeysObservation::Invalid { message } => {
+                verdict("KeysReady", false, "KeySetInvalid", message.clone())
+            }
+        });
+    }
+    out
+}
+
+/// Converts the clock's instant to a Kubernetes `Time` (whole seconds, as the API stores it).
+pub fn to_time(t: DateTime<Utc>) -> Time {
+    Time(
+        k8s_openapi::jiff::Timestamp::from_second(t.timestamp())
+            .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    )
+}
+
+/// Merges verdicts into the previous conditions: `lastTransitionTime` moves only when a
+/// condition's status changes; conditions not decided here are kept.
+pub fn merge(
+    previous: &[Condition],
+    verdicts: &[Verdict],
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let mut out: Vec<Condition> = previous
+        .iter()
+        .filter(|c| !verdicts.iter().any(|v| v.type_ == c.type_))
+        .cloned()
+        .collect();
+    for v in verdicts {
+        let status = if v.ok { "True" } else { "False" };
+        let since = previous
+            .iter()
+            .find(|c| c.type_ == v.type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| to_time(now));
+        out.push(Condition {
+            type_: v.type_.to_string(),
+            status: status.to_string(),
+            reason: v.reason.to_string(),
+            message: v.message.clone(),
+            last_transition_time: since,
+            observed_generation: generation,
+        });
+    }
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Observed {
+        Observed {
+            generation: Some(3),
+            issuer: "https://id.example.com".into(),
+            database: SecretCheck::Present,
+            redis: Some(SecretCheck::Present),
+            limited_without_redis: false,
+            deployment: Some(DeploymentObservation {
+                desired: 2,
+                updated: 2,
+                ready: 2,
+                available: 2,
+                caught_up: true,
+            }),
+            keys: Some(KeysObservation::Ready {
+                active_kid: "k1".into(),
+                until: DateTime::from_timestamp(0, 0).unwrap(),
+            }),
+        }
+    }
+
+    fn find<'a>(v: &'a [Verdict], t: &str) -> &'a Verdict {
+        v.iter().find(|x| x.type_ == t).unwrap()
+    }
+
+    #[test]
+    fn healthy_provider_is_ready_and_not_progressing() {
+        let v = decide(&healthy());
+        assert!(find(&v, "Ready").ok);
+        assert_eq!(find(&v, "Ready").reason, "Available");
+        assert!(!find(&v, "Progressing").ok);
+        assert!(!find(&v, "Degraded").ok);
+        assert!(find(&v, "KeysReady").ok);
+    }
+
+    #[test]
+    fn missing_database_key_names_the_secret_and_key() {
+        let mut obs = healthy();
+        obs.database = SecretCheck::Missing {
+            namespace: "ns".into(),
+            name: "pg".into(),
+            key: "uri".into(),
+            secret_exists: true,
+        };
+        let ready = find(&decide(&obs), "Ready").clone();
+        assert!(!ready.ok);
+        assert_eq!(ready.reason, "DatabaseSecretMissing");
+        assert!(
+            ready.message.contains("ns/pg") && ready.message.contains("\"uri\""),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn rollout_in_progress_is_not_ready() {
+        let mut obs = healthy();
+        obs.deployment = Some(DeploymentObservation {
+            desired: 2,
+            updated: 1,
+            ready: 1,
+            available: 1,
+            caught_up: true,
+        });
+        let v = decide(&obs);
+        assert!(!find(&v, "Ready").ok);
+        assert!(find(&v, "Progressing").ok);
+        assert!(find(&v, "Ready").message.contains("1 of 2"));
+    }
+
+    #[test]
+    fn single_replica_without_redis_is_explained() {
+        let mut obs = healthy();
+        obs.limited_without_redis = true;
+        let d = find(&decide(&obs), "Degraded").clone();
+        assert!(d.ok);
+        assert_eq!(d.reason, "SingleReplicaWithoutRedis");
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_status_changes() {
+        let t1 = DateTime::from_timestamp(1_000, 0).unwrap();
+        let t2 = DateTime::from_timestamp(2_000, 0).unwrap();
+        let first = merge(&[], &decide(&healthy()), Some(1), t1);
+        let same = merge(&first, &decide(&healthy()), Some(2), t2);
+        let ready = same.iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(ready.last_transition_time, to_time(t1));
+        assert_eq!(ready.observed_generation, Some(2));
+        let mut broken = healthy();
+        broken.deployment = None;
+        let changed = merge(&same, &decide(&broken), Some(2), t2);
+        assert_eq!(
+            changed
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+                .last_transition_time,
+            to_time(t2)
+        );
+    }
+}
