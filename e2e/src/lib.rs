@@ -120,3 +120,118 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// A palisade-operator process run against the local cluster; killed when dropped.
+pub struct Operator {
+    child: std::process::Child,
+    pub http: String,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    /// Path of the operator binary built next to this test binary.
+    pub fn binary() -> PathBuf {
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .expect("target/<profile>");
+        let bin = dir.join("palisade-operator");
+        assert!(
+            bin.exists(),
+            "{} missing: build it with `cargo build -p palisade-operator`",
+            bin.display()
+        );
+        bin
+    }
+
+    /// Starts the operator watching `namespace` with extra `args`.
+    pub fn start(namespace: &str, args: &[&str]) -> Operator {
+        let port = free_port();
+        let http = format!("127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("palisade-operator-{namespace}-{port}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(Self::binary())
+            .args([
+                "--watch-namespace",
+                namespace,
+                "--operator-namespace",
+                namespace,
+                "--http-addr",
+                &http,
+                "--log-format",
+                "json",
+            ])
+            .args(args)
+            .env(
+                "PALISADE_LOG_LEVEL",
+                "info,palisade_operator=debug,kube=warn",
+            )
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("operator starts");
+        Operator { child, http, log }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The operator's metrics page, or `None` while it is not serving.
+    pub async fn metrics(&self) -> Option<String> {
+        reqwest::get(format!("http://{}/metrics", self.http))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
+    /// Sum of a counter family (all label sets), optionally only lines containing `filter`.
+    pub async fn counter(&self, name: &str, filter: &str) -> Option<f64> {
+        let text = self.metrics().await?;
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with(name) && l.contains(filter))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+
+    /// Mutating API requests made so far, excluding Events.
+    pub async fn writes(&self) -> Option<f64> {
+        let text = self.metrics().await?;
+        Some(
+            text.lines()
+                .filter(|l| {
+                    l.starts_with("palisade_operator_api_writes_total")
+                        && !l.contains("kind=\"Event\"")
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum(),
+        )
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
