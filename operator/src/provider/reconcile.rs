@@ -263,7 +263,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         next_rotation: keys
             .as_ref()
             .ok()
-            .map(|k| k.until.to_rfc3339())
+            .map(|k| k.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .or(previous.next_rotation.clone()),
         ..previous.clone()
     };

@@ -182,8 +182,8 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
                 true,
                 "KeySetCurrent",
                 format!(
-                    "key {active_kid} signs until {}; its successor is already published",
-                    until.to_rfc3339()
+                    "key {active_kid} signs until {}; its successor is scheduled and published ahead of it",
+                    until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 ),
             ),
             KeysObservation::Invalid { message } => {
