@@ -1,1 +1,154 @@
-fn main() {}
+//! palisade-auth-server: `serve` (default), `migrate`, `schema-version`.
+
+use clap::{Parser, Subcommand};
+use palisade_auth_server::config::Config;
+use palisade_auth_server::keys::KeyStore;
+use palisade_auth_server::metrics::Metrics;
+use palisade_auth_server::state::AppState;
+use palisade_auth_server::store::{memory::MemoryStore, postgres, Store};
+use palisade_auth_server::{admin_router, public_router};
+use palisade_wire::contract::INTERNAL_ADMIN_TOKEN_KEY;
+use palisade_wire::registration::{
+    hash_client_secret, random_token, ClientRegistration, GrantType, TokenEndpointAuthMethod,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Palisade's OpenID Connect provider (configuration from PALISADE_* environment variables)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the public and admin ports (the default).
+    Serve,
+    /// Apply database migrations (DATABASE_URL) and print the schema version.
+    Migrate,
+    /// Print the database schema version this binary needs.
+    SchemaVersion,
+}
+
+fn init_logs(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    if config.json_logs {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::SchemaVersion => {
+            println!("{}", postgres::required_schema_version());
+            Ok(())
+        }
+        Command::Migrate => {
+            let url = config
+                .database_url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("migrate needs DATABASE_URL"))?;
+            let version = postgres::PostgresStore::connect_lazy(&url)?
+                .migrate()
+                .await?;
+            println!("schema version {version}");
+            Ok(())
+        }
+        Command::Serve => serve(config).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logs(&config);
+    let dev = config.database_url.is_none();
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => {
+            let pg = postgres::PostgresStore::connect_lazy(url)?;
+            // Developers' convenience: bring the schema up to date at start; in a cluster the
+            // migration Job has done so already and this is a no-op.
+            if let Err(e) = pg.migrate().await {
+                tracing::warn!(error = %e, "could not migrate at start-up; /readyz will say when storage is reachable");
+            }
+            Arc::new(pg)
+        }
+        None => Arc::new(MemoryStore::default()),
+    };
+    let keys = match &config.keyset_file {
+        Some(path) => {
+            let keys = KeyStore::load(path)?;
+            keys.watch(path.clone(), Duration::from_secs(2));
+            keys
+        }
+        None => KeyStore::development()?,
+    };
+    let admin_token = match &config.internal_dir {
+        Some(dir) => std::fs::read_to_string(dir.join(INTERNAL_ADMIN_TOKEN_KEY))
+            .map_err(|e| anyhow::anyhow!("reading the admin token from {}: {e}", dir.display()))?
+            .trim()
+            .to_string(),
+        None => random_token(32),
+    };
+    let metrics = Metrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let state = AppState {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        keys,
+        metrics,
+        registry: Arc::new(registry),
+        admin_token: Arc::new(admin_token.clone()),
+    };
+    if dev {
+        let secret = random_token(32);
+        store
+            .put_client(&ClientRegistration {
+                client_id: "dev-client".into(),
+                client_name: Some("Development client".into()),
+                redirect_uris: vec!["http://127.0.0.1:3000/callback".into()],
+                post_logout_redirect_uris: vec![],
+                grant_types: vec![
+                    GrantType::ClientCredentials,
+                    GrantType::AuthorizationCode,
+                    GrantType::RefreshToken,
+                ],
+                scopes: vec![
+                    "openid".into(),
+                    "profile".into(),
+                    "email".into(),
+                    "api".into(),
+                ],
+                token_endpoint_auth_method: TokenEndpointAuthMethod::ClientSecretBasic,
+                public: false,
+                client_secret_hash: Some(hash_client_secret(&secret)),
+            })
+            .await?;
+        // Development only (in-memory store): print what a developer needs to try it.
+        println!("development issuer {} (in-memory store)", config.issuer);
+        println!("dev client: client_id=dev-client client_secret={secret}");
+        println!("admin token: {admin_token}");
+    }
+    let public = tokio::net::TcpListener::bind(config.public_addr).await?;
+    let admin = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    tracing::info!(issuer = %config.issuer, public = %config.public_addr, admin = %config.admin_addr, "serving");
+    let shutdown = || async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let p = axum::serve(public, public_router(state.clone())).with_graceful_shutdown(shutdown());
+    let a = axum::serve(admin, admin_router(state)).with_graceful_shutdown(shutdown());
+    tokio::try_join!(p, a)?;
+    Ok(())
+}

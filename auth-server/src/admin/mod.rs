@@ -1,0 +1,61 @@
+//! The admin API (port 8081, never behind the Ingress): client registry and metrics. Every
+//! route but `/metrics` needs the bearer token from the internal Secret.
+
+pub mod clients;
+
+use crate::error::OAuthError;
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::Response;
+use subtle::ConstantTimeEq;
+
+/// Whether `header` carries exactly `Bearer <token>`, compared in constant time.
+pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
+    let presented = header.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
+    presented.len() == token.len() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// Middleware refusing requests without the admin token.
+pub async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, OAuthError> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !bearer_matches(header, &state.admin_token) {
+        return Err(OAuthError::Unauthorized);
+    }
+    Ok(next.run(req).await)
+}
+
+/// `/metrics` in the Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut body, &state.registry);
+    Response::builder()
+        .header(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .body(body.into())
+        .expect("static response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_passes() {
+        assert!(bearer_matches(Some("Bearer abc"), "abc"));
+        assert!(!bearer_matches(Some("Bearer abd"), "abc"));
+        assert!(!bearer_matches(Some("Bearer abcd"), "abc"));
+        assert!(!bearer_matches(Some("abc"), "abc"));
+        assert!(!bearer_matches(None, "abc"));
+    }
+}

@@ -1,0 +1,40 @@
+//! `/.well-known/openid-configuration` (OpenID Connect Discovery 1.0). Every URL derives from
+//! the issuer exactly as configured, path component included.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::Json;
+
+/// The discovery document.
+pub async fn discovery(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let c = &state.config;
+    let algs: Vec<String> = {
+        let keys = state.keys.get();
+        let mut a: Vec<String> = keys.set.keys.iter().map(|k| k.alg.to_string()).collect();
+        a.sort();
+        a.dedup();
+        a
+    };
+    Json(serde_json::json!({
+        "issuer": c.issuer,
+        "authorization_endpoint": c.endpoint("/authorize"),
+        "token_endpoint": c.endpoint("/token"),
+        "userinfo_endpoint": c.endpoint("/userinfo"),
+        "jwks_uri": c.endpoint("/jwks"),
+        "introspection_endpoint": c.endpoint("/introspect"),
+        "revocation_endpoint": c.endpoint("/revoke"),
+        "end_session_endpoint": c.endpoint("/end_session"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "email", "email_verified"],
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}

@@ -1,0 +1,34 @@
+//! `/healthz` (liveness: the process answers) and `/readyz` (storage reachable, a key can sign).
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+/// Liveness only: never depends on storage, so an outage does not restart pods.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: storage answers within a bound and a key can sign now.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let storage = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    if !matches!(storage, Ok(Ok(()))) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage unreachable".into(),
+        );
+    }
+    if state
+        .keys
+        .get()
+        .set
+        .signing_key(chrono::Utc::now())
+        .is_none()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no signing key is active".into(),
+        );
+    }
+    (StatusCode::OK, "ready".into())
+}

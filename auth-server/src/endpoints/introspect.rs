@@ -1,0 +1,56 @@
+//! `/introspect` (RFC 7662): a client-authenticated check of a token. Palisade's own JWT
+//! access tokens are verified with the published keys and checked against revocations.
+
+use super::{form, required, Params};
+use crate::client_auth::authenticate;
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::tokens::verify;
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::{Form, Json};
+
+/// The introspection endpoint: `{"active": false}` for anything not a live token of ours.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Form<Params>, FormRejection>,
+) -> Result<Json<serde_json::Value>, OAuthError> {
+    let p = form(body)?;
+    let client = authenticate(
+        state.store.as_ref(),
+        &headers,
+        p.get("client_id").map(String::as_str),
+        p.get("client_secret").map(String::as_str),
+    )
+    .await?;
+    if client.public {
+        return Err(OAuthError::InvalidClient);
+    }
+    let token = required(&p, "token")?;
+    let inactive = Json(serde_json::json!({ "active": false }));
+    let Ok(claims) = verify(
+        &state.keys.get(),
+        &state.config.issuer,
+        token,
+        chrono::Utc::now(),
+    ) else {
+        return Ok(inactive);
+    };
+    if state.store.is_revoked(&claims.jti).await? {
+        return Ok(inactive);
+    }
+    Ok(Json(serde_json::json!({
+        "active": true,
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "aud": claims.aud,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "jti": claims.jti,
+        "client_id": claims.client_id,
+        "scope": claims.scope,
+        "token_type": "Bearer",
+    })))
+}

@@ -1,0 +1,43 @@
+//! `/revoke` (RFC 7009): revokes an access token the calling client holds. Unknown or invalid
+//! tokens are answered 200 too, as the RFC requires.
+
+use super::{form, required, Params};
+use crate::client_auth::authenticate;
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::tokens::verify;
+use axum::extract::rejection::FormRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Form;
+
+/// The revocation endpoint.
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Form<Params>, FormRejection>,
+) -> Result<StatusCode, OAuthError> {
+    let p = form(body)?;
+    let client = authenticate(
+        state.store.as_ref(),
+        &headers,
+        p.get("client_id").map(String::as_str),
+        p.get("client_secret").map(String::as_str),
+    )
+    .await?;
+    let token = required(&p, "token")?;
+    if let Ok(claims) = verify(
+        &state.keys.get(),
+        &state.config.issuer,
+        token,
+        chrono::Utc::now(),
+    ) {
+        // A client may revoke only its own tokens; others are silently ignored (RFC 7009 §2.1).
+        if claims.client_id == client.client_id {
+            let expires =
+                chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(chrono::Utc::now);
+            state.store.revoke_jti(&claims.jti, expires).await?;
+        }
+    }
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,119 @@
+//! Palisade's OpenID Connect provider: public endpoints (8080), admin API (8081), storage,
+//! keys and tokens. `main.rs` only parses flags and starts [`serve`].
+
+pub mod admin;
+pub mod client_auth;
+pub mod config;
+pub mod endpoints;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod state;
+pub mod store;
+pub mod tokens;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use state::AppState;
+use std::time::Instant;
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Largest request body accepted (forms and registrations are small).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .latency
+        .get_or_create(&metrics::EndpointLabels {
+            endpoint: endpoint.clone(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .get_or_create(&metrics::RequestLabels {
+            endpoint,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+/// The public router. Routes sit under the issuer's path component, if it has one.
+pub fn public_router(state: AppState) -> Router {
+    let prefix = url_path(&state.config.issuer);
+    let routes = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(endpoints::discovery::discovery),
+        )
+        .route("/jwks", get(endpoints::jwks::jwks))
+        .route("/token", post(endpoints::token::token))
+        .route("/introspect", post(endpoints::introspect::introspect))
+        .route("/revoke", post(endpoints::revoke::revoke))
+        .layer(CorsLayer::permissive());
+    let app = if prefix.is_empty() {
+        routes
+    } else {
+        Router::new().nest(&prefix, routes)
+    };
+    app.route("/healthz", get(endpoints::health::healthz))
+        .route("/readyz", get(endpoints::health::readyz))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The admin router.
+pub fn admin_router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route(
+            "/admin/clients/{client_id}",
+            get(admin::clients::get)
+                .put(admin::clients::put)
+                .delete(admin::clients::delete),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_token,
+        ));
+    Router::new()
+        .merge(protected)
+        .route("/metrics", get(admin::metrics))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The path component of the issuer, without a trailing slash ("" for none).
+pub fn url_path(issuer: &str) -> String {
+    let after_scheme = issuer.split_once("://").map(|(_, r)| r).unwrap_or(issuer);
+    match after_scheme.find('/') {
+        Some(i) => after_scheme[i..].trim_end_matches('/').to_string(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn issuer_path_component_becomes_the_route_prefix() {
+        assert_eq!(super::url_path("https://id.example.com"), "");
+        assert_eq!(super::url_path("https://id.example.com/"), "");
+        assert_eq!(
+            super::url_path("https://example.com/auth/realm"),
+            "/auth/realm"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! PostgreSQL storage (sqlx). Schema: `migrations/`. Every query has a bounded wait, so an
+//! outage becomes a quick 503 rather than a hung request.
+
+use super::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use palisade_wire::registration::ClientRegistration;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Row;
+use std::time::Duration;
+
+/// The migrations this binary carries; the highest version is the schema it needs.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// The schema version this binary needs.
+pub fn required_schema_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// A pool of connections to PostgreSQL.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn err(e: sqlx::Error) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl PostgresStore {
+    /// Connects lazily: the server starts (and reports not-ready) while the database is down.
+    pub fn connect_lazy(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy(url)
+            .map_err(err)?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Applies pending migrations; returns the schema version afterwards.
+    pub async fn migrate(&self) -> Result<i64, StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(required_schema_version())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StoreError> {
+        let row = sqlx::query("SELECT registration FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        match row {
+            Some(r) => {
+                let json: serde_json::Value = r.try_get("registration").map_err(err)?;
+                serde_json::from_value(json)
+                    .map(Some)
+                    .map_err(|e| StoreError(e.to_string()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put_client(&self, reg: &ClientRegistration) -> Result<(), StoreError> {
+        let json = serde_json::to_value(reg).map_err(|e| StoreError(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO clients (client_id, registration, updated_at) VALUES ($1, $2, now())
+             ON CONFLICT (client_id) DO UPDATE SET registration = EXCLUDED.registration, updated_at = now()
+             WHERE clients.registration IS DISTINCT FROM EXCLUDED.registration",
+        )
+        .bind(&reg.client_id)
+        .bind(json)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn revoke_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(row.is_some())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+}
