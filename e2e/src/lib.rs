@@ -235,3 +235,5 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+pub mod local_auth_server;

@@ -18,6 +18,8 @@ pub struct Config {
     /// Admin API base URL to use instead of the admin Service, e.g. `http://127.0.0.1:18081`;
     /// `{namespace}` and `{name}` are replaced by the provider's. Used by tests on loopback.
     pub admin_endpoint_override: Option<String>,
+    /// How often every OAuthClient is registered again, so a wiped database heals.
+    pub client_resync: std::time::Duration,
 }
 
 /// Shared reconcile context.

@@ -61,6 +61,9 @@ struct Args {
     /// This replica's identity in the election (default: the host name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Seconds between re-registrations of every OAuthClient (heals a wiped database).
+    #[arg(long, env = "PALISADE_CLIENT_RESYNC_SECONDS", default_value_t = 300)]
+    client_resync_seconds: u64,
     /// Objects reconciled at once per controller.
     #[arg(long, env = "PALISADE_CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
@@ -102,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         operator_namespace: args.operator_namespace,
         metrics_namespace: args.metrics_namespace,
         admin_endpoint_override: args.admin_endpoint_override,
+        client_resync: std::time::Duration::from_secs(args.client_resync_seconds),
     };
     let ctx = Arc::new(Context::new(client, metrics, config, Some(identity)));
     let scope = args

@@ -265,18 +265,9 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         &previous,
         ok,
         Some(&creds),
-        Action::requeue(client_resync()),
+        Action::requeue(ctx.config.client_resync),
     )
     .await
-}
-
-/// How often registrations are repeated (env `PALISADE_CLIENT_RESYNC_SECONDS`, default 300).
-fn client_resync() -> Duration {
-    let secs = std::env::var("PALISADE_CLIENT_RESYNC_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    Duration::from_secs(secs)
 }
 
 async fn finish(
