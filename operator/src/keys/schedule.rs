@@ -95,6 +95,14 @@ pub fn plan(
         .cloned()
         .expect("current key is in the set");
 
+    // A shorter rotation interval applies to the current key too, no sooner than a successor
+    // can be published ahead of it.
+    let shortened = (current.activate_at + policy.rotation_interval).max(now + policy.publish_lead);
+    if current.retire_at > shortened {
+        current.retire_at = shortened;
+        current.delete_at = current.retire_at + policy.max_token_ttl;
+    }
+
     // Keys that never signed and are not the proper successor are dropped (e.g. a next key of
     // the old algorithm after an algorithm change). Dropping a never-active key fails no
     // verification. Retired keys and the current key stay.
@@ -391,6 +399,31 @@ mod tests {
         assert!(p.keys.published(now).all(|k| !old.contains(&k.kid)));
         assert!(!old.contains(&p.keys.signing_key(now).unwrap().kid));
         assert_invariants(&policy, &p.keys, now);
+    }
+
+    #[test]
+    fn shorter_rotation_interval_applies_to_the_current_key_through_publish_ahead() {
+        let mut policy = policy();
+        policy.rotation_interval = Duration::hours(24);
+        let mut g = gen();
+        let p0 = plan(&KeySet::default(), &policy, t0(), false, &mut g);
+        let first = p0.keys.signing_key(t0()).unwrap().kid.clone();
+        policy.rotation_interval = Duration::seconds(40);
+        let now = t0() + Duration::seconds(100);
+        let p = plan(&p0.keys, &policy, now, false, &mut g);
+        assert!(p.changed && !p.replaced_current);
+        assert_invariants(&policy, &p.keys, now);
+        let current = p.keys.signing_key(now).unwrap();
+        assert_eq!(current.kid, first, "the current key keeps signing for now");
+        assert_eq!(
+            current.retire_at,
+            now + policy.publish_lead,
+            "but only until a successor is published long enough"
+        );
+        let later = now + Duration::seconds(60);
+        let p2 = plan(&p.keys, &policy, later, false, &mut g);
+        assert_ne!(p2.keys.signing_key(later).unwrap().kid, first);
+        assert_invariants(&policy, &p2.keys, later);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 // of them to its published v0.x release instead.
 module palisade.dev/e2e/tools/kubernetes
 
-go 1.25
+go 1.25.0
 
 require k8s.io/kubernetes v1.35.4
 
