@@ -161,6 +161,9 @@ impl Operator {
                 &http,
                 "--log-format",
                 "json",
+                // Re-register clients often, so tests see a wiped database heal quickly.
+                "--client-resync-seconds",
+                "3",
             ])
             .args(args)
             .env(
