@@ -116,6 +116,16 @@ pub async fn authenticate(
     Ok(reg)
 }
 
+/// [`authenticate`] with the credentials of a form body (`client_id`, `client_secret`).
+pub async fn authenticate_form(
+    store: &dyn Store,
+    headers: &HeaderMap,
+    form: &std::collections::HashMap<String, String>,
+) -> Result<ClientRegistration, OAuthError> {
+    let field = |name: &str| form.get(name).map(String::as_str);
+    authenticate(store, headers, field("client_id"), field("client_secret")).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -240,3 +240,128 @@ pub fn free_port() -> u16 {
 }
 
 pub mod local_auth_server;
+
+/// Path of a file in `config/samples/`, as a string for kubectl.
+pub fn sample(file: &str) -> String {
+    repo_root()
+        .join("config/samples")
+        .join(file)
+        .to_str()
+        .expect("UTF-8 path")
+        .to_string()
+}
+
+/// The dev sample AuthProvider in one namespace, reconciled by its own operator and served by
+/// a local auth-server on free 127.0.0.1 ports (the issuer URL is rewritten to match).
+pub struct LocalProvider {
+    pub issuer: String,
+    /// Admin API address, `127.0.0.1:<port>`.
+    pub admin: String,
+    pub operator: Operator,
+    pub server: local_auth_server::LocalAuthServer,
+}
+
+impl LocalProvider {
+    /// Applies the sample with `extra_spec` merged into its spec, waits until it is Ready and
+    /// its Deployment carries the issuer, then starts the auth-server. Mounted Secrets are
+    /// re-synced every `key_sync`, like the kubelet.
+    pub async fn start(
+        client: &Client,
+        ns: &str,
+        mut extra_spec: serde_json::Value,
+        key_sync: Duration,
+    ) -> LocalProvider {
+        use k8s_openapi::api::apps::v1::Deployment;
+        let (public, admin) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        );
+        let issuer = format!("http://{public}");
+        let operator = Operator::start(
+            ns,
+            &["--admin-endpoint-override", &format!("http://{admin}")],
+        );
+        kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "-n",
+            ns,
+            "-f",
+            &sample("dev-database.yaml"),
+            "-f",
+            &sample("authprovider-dev.yaml"),
+        ]);
+        extra_spec["issuer"] = issuer.clone().into();
+        let patch = serde_json::json!({ "spec": extra_spec });
+        Api::<palisade_operator::crd::AuthProvider>::namespaced(client.clone(), ns)
+            .patch(
+                "dev",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await
+            .expect("patch the sample AuthProvider");
+        kubectl_ok(&[
+            "wait",
+            "-n",
+            ns,
+            "--for=condition=Ready",
+            "ap/dev",
+            "--timeout=60s",
+        ]);
+        let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+        eventually(
+            "the Deployment to carry the issuer",
+            Duration::from_secs(60),
+            || async {
+                let env = deployments
+                    .get("dev")
+                    .await
+                    .ok()?
+                    .spec?
+                    .template
+                    .spec?
+                    .containers[0]
+                    .env
+                    .clone()?;
+                env.iter()
+                    .any(|e| e.value.as_deref() == Some(issuer.as_str()))
+                    .then_some(())
+            },
+        )
+        .await;
+        let server =
+            local_auth_server::LocalAuthServer::start(client, ns, "dev", &public, &admin, key_sync)
+                .await
+                .expect("local auth-server starts");
+        LocalProvider {
+            issuer,
+            admin,
+            operator,
+            server,
+        }
+    }
+}
+
+/// A client_credentials token request with `client_secret_post` credentials.
+pub async fn client_credentials(
+    issuer: &str,
+    id: &str,
+    secret: &str,
+    scope: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", id),
+        ("client_secret", secret),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .form(&form)
+        .send()
+        .await
+        .expect("token endpoint answers")
+}

@@ -9,9 +9,9 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
-use palisade_e2e::local_auth_server::LocalAuthServer;
 use palisade_e2e::{
-    cluster, eventually, free_port, install_crds, kubectl_ok, repo_root, Operator, TestNamespace,
+    client_credentials, cluster, eventually, install_crds, kubectl_ok, sample, LocalProvider,
+    TestNamespace,
 };
 use palisade_operator::crd::AuthProvider;
 use std::collections::{BTreeSet, HashMap};
@@ -60,17 +60,11 @@ impl Verifier {
 }
 
 async fn fetch_token(issuer: &str, id: &str, secret: &str) -> Option<String> {
-    let resp = reqwest::Client::new()
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-        ])
-        .send()
+    let body: serde_json::Value = client_credentials(issuer, id, secret, None)
+        .await
+        .json()
         .await
         .ok()?;
-    let body: serde_json::Value = resp.json().await.ok()?;
     body["access_token"].as_str().map(String::from)
 }
 
@@ -79,71 +73,14 @@ async fn rotations_never_fail_a_verification() {
     let Some(kube) = cluster().await else { return };
     install_crds();
     let ns = TestNamespace::new(&kube, "rotation").await;
-    let (public, admin) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let issuer = format!("http://{public}");
-    let _operator = Operator::start(
-        &ns.name,
-        &["--admin-endpoint-override", &format!("http://{admin}")],
-    );
-    let samples = repo_root().join("config/samples");
-    let sample = |f: &str| samples.join(f).to_str().unwrap().to_string();
-    kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-n",
-        &ns.name,
-        "-f",
-        &sample("dev-database.yaml"),
-        "-f",
-        &sample("authprovider-dev.yaml"),
-    ]);
     let aps = Api::<AuthProvider>::namespaced(kube.clone(), &ns.name);
-    let spec = serde_json::json!({"spec": {
-        "issuer": issuer,
+    let spec = serde_json::json!({
         "signingKeys": {"algorithm": "ES256", "rotationInterval": "40s", "publishLead": "10s"},
         "tokens": {"accessTokenTTL": "1m", "idTokenTTL": "1m"}
-    }});
-    aps.patch("dev", &PatchParams::default(), &Patch::Merge(spec))
-        .await
-        .unwrap();
-    kubectl_ok(&[
-        "wait",
-        "-n",
-        &ns.name,
-        "--for=condition=Ready",
-        "ap/dev",
-        "--timeout=60s",
-    ]);
-    eventually(
-        "the Deployment to carry the issuer",
-        Duration::from_secs(30),
-        || async {
-            let d =
-                Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(kube.clone(), &ns.name)
-                    .get("dev")
-                    .await
-                    .ok()?;
-            let env = d.spec?.template.spec?.containers[0].env.clone()?;
-            env.iter()
-                .any(|e| e.value.as_deref() == Some(issuer.as_str()))
-                .then_some(())
-        },
-    )
-    .await;
+    });
     // The key directory follows the Secret every 3 s, like the kubelet's (slower) sync.
-    let _server = LocalAuthServer::start(
-        &kube,
-        &ns.name,
-        "dev",
-        &public,
-        &admin,
-        Duration::from_secs(3),
-    )
-    .await
-    .unwrap();
+    let provider = LocalProvider::start(&kube, &ns.name, spec, Duration::from_secs(3)).await;
+    let issuer = provider.issuer.clone();
     kubectl_ok(&[
         "apply",
         "--server-side",

@@ -6,11 +6,11 @@
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
-use palisade_e2e::local_auth_server::LocalAuthServer;
 use palisade_e2e::{
-    cluster, eventually, free_port, install_crds, kubectl_ok, repo_root, Operator, TestNamespace,
+    client_credentials, cluster, eventually, install_crds, kubectl_ok, sample, LocalProvider,
+    Operator, TestNamespace,
 };
-use palisade_operator::crd::{AuthProvider, OAuthClient};
+use palisade_operator::crd::OAuthClient;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -28,18 +28,11 @@ async fn secret(client: &Client, ns: &str, name: &str) -> BTreeMap<String, Strin
         .collect()
 }
 
-async fn client_credentials(issuer: &str, id: &str, secret: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(format!("{issuer}/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", id),
-            ("client_secret", secret),
-            ("scope", "api.read"),
-        ])
-        .send()
+async fn token_status(issuer: &str, id: &str, secret: &str) -> u16 {
+    client_credentials(issuer, id, secret, Some("api.read"))
         .await
-        .unwrap()
+        .status()
+        .as_u16()
 }
 
 async fn ready_reason(client: &Client, ns: &str, name: &str) -> Option<String> {
@@ -91,63 +84,15 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     }
     install_crds();
     let ns = TestNamespace::new(&kube, "clients").await;
-    let (public, admin) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
-    );
-    let issuer = format!("http://{public}");
-    let override_url = format!("http://{admin}");
-    let _operator = Operator::start(&ns.name, &["--admin-endpoint-override", &override_url]);
-
-    let samples = repo_root().join("config/samples");
-    let sample = |f: &str| samples.join(f).to_str().unwrap().to_string();
-    kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-n",
-        &ns.name,
-        "-f",
-        &sample("dev-database.yaml"),
-        "-f",
-        &sample("authprovider-dev.yaml"),
-    ]);
-    Api::<AuthProvider>::namespaced(kube.clone(), &ns.name)
-        .patch(
-            "dev",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"issuer": issuer}})),
-        )
-        .await
-        .unwrap();
-    kubectl_ok(&[
-        "wait",
-        "-n",
-        &ns.name,
-        "--for=condition=Ready",
-        "ap/dev",
-        "--timeout=60s",
-    ]);
-    eventually("the Deployment to carry the new issuer", WAIT, || async {
-        let d = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(kube.clone(), &ns.name)
-            .get("dev")
-            .await
-            .ok()?;
-        let env = d.spec?.template.spec?.containers[0].env.clone()?;
-        env.iter()
-            .any(|e| e.value.as_deref() == Some(issuer.as_str()))
-            .then_some(())
-    })
-    .await;
-    let _server = LocalAuthServer::start(
+    let provider = LocalProvider::start(
         &kube,
         &ns.name,
-        "dev",
-        &public,
-        &admin,
+        serde_json::json!({}),
         Duration::from_secs(2),
     )
-    .await
-    .unwrap();
+    .await;
+    let (issuer, admin) = (provider.issuer.clone(), provider.admin.clone());
+    let override_url = format!("http://{admin}");
 
     for f in [
         "oauthclient-webapp.yaml",
@@ -179,16 +124,20 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     let machine = secret(&kube, &ns.name, "machine-oauth").await;
 
     // The machine client gets a token from the running issuer with its Secret's credentials.
-    let resp = client_credentials(&issuer, &machine["client_id"], &machine["client_secret"]).await;
+    let resp = client_credentials(
+        &issuer,
+        &machine["client_id"],
+        &machine["client_secret"],
+        Some("api.read"),
+    )
+    .await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["scope"], "api.read");
     // A wrong secret is refused.
     assert_eq!(
-        client_credentials(&issuer, &machine["client_id"], "wrong")
-            .await
-            .status(),
+        token_status(&issuer, &machine["client_id"], "wrong").await,
         401
     );
 
@@ -234,19 +183,14 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     // A wiped database heals at the next resync.
     psql("TRUNCATE clients");
     assert_eq!(
-        client_credentials(&issuer, &machine["client_id"], &machine["client_secret"])
-            .await
-            .status(),
+        token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await,
         401
     );
     eventually(
         "the resync to re-register the machine client",
         WAIT,
         || async {
-            (client_credentials(&issuer, &machine["client_id"], &machine["client_secret"])
-                .await
-                .status()
-                == 200)
+            (token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await == 200)
                 .then_some(())
         },
     )
@@ -255,9 +199,7 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     // Deleting the OAuthClient deregisters it (finalizer) and removes its Secret.
     kubectl_ok(&["delete", "oc", "-n", &ns.name, "machine", "--timeout=60s"]);
     assert_eq!(
-        client_credentials(&issuer, &machine["client_id"], &machine["client_secret"])
-            .await
-            .status(),
+        token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await,
         401
     );
     eventually("machine-oauth to be garbage-collected", WAIT, || async {

@@ -37,6 +37,14 @@ where
     }
 }
 
+/// Logs what the controller loop reports (errors are already counted by `error_policy`).
+async fn log_result<T: std::fmt::Debug, E: std::fmt::Display>(result: Result<T, E>) {
+    match result {
+        Ok(obj) => tracing::trace!(?obj, "reconciled"),
+        Err(e) => tracing::debug!(error = %e, "reconcile loop"),
+    }
+}
+
 /// Runs the AuthProvider controller until shutdown.
 pub async fn run_auth_providers(ctx: Arc<Context>, scope: Scope, concurrency: u16) {
     let client = ctx.client.clone();
@@ -87,11 +95,7 @@ pub async fn run_auth_providers(ctx: Arc<Context>, scope: Scope, concurrency: u1
         )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile loop");
-            }
-        })
+        .for_each(log_result)
         .await;
 }
 
@@ -130,10 +134,6 @@ pub async fn run_oauth_clients(ctx: Arc<Context>, scope: Scope, concurrency: u16
         )
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile loop");
-            }
-        })
+        .for_each(log_result)
         .await;
 }

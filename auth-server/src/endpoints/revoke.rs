@@ -2,7 +2,7 @@
 //! tokens are answered 200 too, as the RFC requires.
 
 use super::{form, required, Params};
-use crate::client_auth::authenticate;
+use crate::client_auth::authenticate_form;
 use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::tokens::verify;
@@ -18,13 +18,7 @@ pub async fn revoke(
     body: Result<Form<Params>, FormRejection>,
 ) -> Result<StatusCode, OAuthError> {
     let p = form(body)?;
-    let client = authenticate(
-        state.store.as_ref(),
-        &headers,
-        p.get("client_id").map(String::as_str),
-        p.get("client_secret").map(String::as_str),
-    )
-    .await?;
+    let client = authenticate_form(state.store.as_ref(), &headers, &p).await?;
     let token = required(&p, "token")?;
     if let Ok(claims) = verify(
         &state.keys.get(),

@@ -3,7 +3,7 @@
 //! `unsupported_grant_type` until the authorization endpoint lands.
 
 use super::{form, required, Params};
-use crate::client_auth::authenticate;
+use crate::client_auth::authenticate_form;
 use crate::error::OAuthError;
 use crate::metrics::GrantLabels;
 use crate::state::AppState;
@@ -48,13 +48,7 @@ pub async fn token(
 ) -> Result<impl IntoResponse, OAuthError> {
     let p = form(body)?;
     let grant = required(&p, "grant_type")?;
-    let client = authenticate(
-        state.store.as_ref(),
-        &headers,
-        p.get("client_id").map(String::as_str),
-        p.get("client_secret").map(String::as_str),
-    )
-    .await?;
+    let client = authenticate_form(state.store.as_ref(), &headers, &p).await?;
     match grant {
         "client_credentials" => client_credentials(&state, &client, &p).await,
         "authorization_code" | "refresh_token" => Err(OAuthError::UnsupportedGrantType(format!(
