@@ -129,7 +129,8 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     let ns = client.namespace().ok_or(Error::NotStored)?;
     let name = client.name_any();
     let previous = client.status.clone().unwrap_or_default();
-    let retry = Action::requeue(Duration::from_secs(15));
+    // Providers usually come up within seconds of their clients; look again soon.
+    let retry = Action::requeue(Duration::from_secs(5));
 
     let Some(resolved) = resolve_provider(&client, &ctx).await? else {
         let provider = client.spec.provider_ref.name.clone();
