@@ -10,7 +10,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use palisade_e2e::{
-    cluster, eventually, install_crds, kubectl_ok, repo_root, Operator, TestNamespace,
+    cluster, eventually, install_crds, kubectl_ok, sample, Operator, TestNamespace,
 };
 use palisade_operator::crd::AuthProvider;
 use std::time::Duration;
@@ -18,17 +18,28 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn apply_samples(ns: &str) {
-    let samples = repo_root().join("config/samples");
-    for f in ["dev-database.yaml", "authprovider-dev.yaml"] {
-        kubectl_ok(&[
-            "apply",
-            "--server-side",
-            "-n",
-            ns,
-            "-f",
-            samples.join(f).to_str().unwrap(),
-        ]);
-    }
+    kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-n",
+        ns,
+        "-f",
+        &sample("dev-database.yaml"),
+        "-f",
+        &sample("authprovider-dev.yaml"),
+    ]);
+}
+
+fn lease_holder(ns: &str) -> String {
+    kubectl_ok(&[
+        "get",
+        "lease",
+        "-n",
+        ns,
+        "palisade-operator",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
 }
 
 async fn wait_ready(ns: &str) {
@@ -290,14 +301,13 @@ async fn missing_database_secret_is_reported_and_picked_up_when_it_appears() {
     install_crds();
     let ns = TestNamespace::new(&client, "missingdb").await;
     let _operator = Operator::start(&ns.name, &[]);
-    let samples = repo_root().join("config/samples");
     kubectl_ok(&[
         "apply",
         "--server-side",
         "-n",
         &ns.name,
         "-f",
-        samples.join("authprovider-dev.yaml").to_str().unwrap(),
+        &sample("authprovider-dev.yaml"),
     ]);
     let aps = Api::<AuthProvider>::namespaced(client.clone(), &ns.name);
     let message = eventually("Ready=False with DatabaseSecretMissing", WAIT, || async {
@@ -320,7 +330,7 @@ async fn missing_database_secret_is_reported_and_picked_up_when_it_appears() {
         "-n",
         &ns.name,
         "-f",
-        samples.join("dev-database.yaml").to_str().unwrap(),
+        &sample("dev-database.yaml"),
     ]);
     kubectl_ok(&[
         "wait",
@@ -350,15 +360,7 @@ async fn leader_election_lets_one_operator_write_and_fails_over() {
         "the leader reconciled"
     );
     assert_eq!(second.writes().await, Some(0.0), "the standby never writes");
-    let lease = kubectl_ok(&[
-        "get",
-        "lease",
-        "-n",
-        &ns.name,
-        "palisade-operator",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ]);
+    let lease = lease_holder(&ns.name);
     assert_eq!(lease, "first");
 
     first.kill();
@@ -378,14 +380,6 @@ async fn leader_election_lets_one_operator_write_and_fails_over() {
     .await;
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(15), "failover took {took:?}");
-    let lease = kubectl_ok(&[
-        "get",
-        "lease",
-        "-n",
-        &ns.name,
-        "palisade-operator",
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ]);
+    let lease = lease_holder(&ns.name);
     assert_eq!(lease, "second");
 }

@@ -46,6 +46,25 @@ pub fn needs_apply<K: Resource>(existing: Option<&K>, desired_hash: &str) -> boo
     }
 }
 
+/// A namespaced Kubernetes object the operator reads and writes.
+pub trait Owned:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+{
+}
+
+impl<K> Owned for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned
+{
+}
+
 /// Thin async shell around the decisions above; counts every mutating request.
 #[derive(Clone)]
 pub struct Applier {
@@ -80,11 +99,7 @@ impl Applier {
     /// Returns whether a write was made.
     pub async fn apply<K>(&self, namespace: &str, mut desired: K) -> Result<bool, kube::Error>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
+        K: Owned,
     {
         let api: Api<K> = self.api(namespace);
         let name = desired.name_any();
@@ -107,11 +122,7 @@ impl Applier {
         obj: K,
     ) -> Result<(K, bool), kube::Error>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
+        K: Owned,
     {
         let api: Api<K> = self.api(namespace);
         let name = obj.name_any();
@@ -131,11 +142,7 @@ impl Applier {
     /// object's resourceVersion must still match). Used for the signing-key set rotation.
     pub async fn replace<K>(&self, namespace: &str, obj: &K) -> Result<K, kube::Error>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + Serialize
-            + DeserializeOwned,
+        K: Owned,
     {
         let api: Api<K> = self.api(namespace);
         self.metrics.count_write(K::kind(&()).as_ref(), "replace");
@@ -152,10 +159,7 @@ impl Applier {
         owner_uid: &str,
     ) -> Result<bool, kube::Error>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Debug
-            + DeserializeOwned,
+        K: Owned,
     {
         let api: Api<K> = self.api(namespace);
         let Some(existing) = api.get_opt(name).await? else {

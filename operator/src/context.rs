@@ -2,6 +2,7 @@
 //! metrics and the operator's configuration.
 
 use crate::apply::Applier;
+use crate::client::admin::AdminClient;
 use crate::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource};
@@ -30,6 +31,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub config: Config,
+    /// Client of the providers' admin APIs (one connection pool for all).
+    pub admin: AdminClient,
 }
 
 impl Context {
@@ -45,6 +48,7 @@ impl Context {
             client,
             metrics,
             config,
+            admin: AdminClient::default(),
         }
     }
 

@@ -49,6 +49,19 @@ impl AdminClient {
         format!("{base}{ADMIN_CLIENTS_PATH}/{client_id}")
     }
 
+    /// Sends an authenticated request and returns the response status.
+    async fn send(req: reqwest::RequestBuilder, token: &str, url: &str) -> Result<u16, AdminError> {
+        let resp =
+            req.bearer_auth(token)
+                .send()
+                .await
+                .map_err(|source| AdminError::Unreachable {
+                    url: url.to_string(),
+                    source,
+                })?;
+        Ok(resp.status().as_u16())
+    }
+
     /// Registers (or re-registers, idempotently) a client.
     pub async fn put_client(
         &self,
@@ -57,18 +70,8 @@ impl AdminClient {
         reg: &ClientRegistration,
     ) -> Result<(), AdminError> {
         let url = Self::url(base, &reg.client_id);
-        let resp = self
-            .http
-            .put(&url)
-            .bearer_auth(token)
-            .json(reg)
-            .send()
-            .await
-            .map_err(|source| AdminError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
-        match resp.status().as_u16() {
+        let status = Self::send(self.http.put(&url).json(reg), token, &url).await?;
+        match status {
             200..=299 => Ok(()),
             status => Err(AdminError::Status { url, status }),
         }
@@ -82,17 +85,7 @@ impl AdminClient {
         client_id: &str,
     ) -> Result<(), AdminError> {
         let url = Self::url(base, client_id);
-        let resp = self
-            .http
-            .delete(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|source| AdminError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
-        match resp.status().as_u16() {
+        match Self::send(self.http.delete(&url), token, &url).await? {
             200..=299 | 404 => Ok(()),
             status => Err(AdminError::Status { url, status }),
         }

@@ -2,7 +2,7 @@
 //! credentials Secret, register with the admin API, report status. A finalizer deregisters the
 //! client on deletion, and lets go when the provider itself is gone.
 
-use super::admin::{base_url, AdminClient, AdminError};
+use super::admin::{base_url, AdminError};
 use super::credentials::{self, Credentials};
 use super::policy::namespace_allowed;
 use crate::context::Context;
@@ -223,36 +223,22 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     }
 
     // Registration (idempotent; repeated at every resync so a wiped database heals).
-    let Some(token) = resolved.admin_token else {
-        let msg = format!(
+    let registered = match &resolved.admin_token {
+        None => Err(format!(
             "AuthProvider {provider_ns}/{} has no admin token yet; waiting for it to be reconciled",
             resolved.provider.name_any()
-        );
-        return finish(
-            &client,
-            &ctx,
-            &previous,
-            not_ready("ProviderUnavailable", msg),
-            Some(&creds),
-            retry,
-        )
-        .await;
+        )),
+        Some(token) => ctx
+            .admin
+            .put_client(&resolved.admin_base, token, &registration(&client, &creds))
+            .await
+            .map_err(|e| {
+                format!("could not register with the provider's admin API ({e}); will retry")
+            }),
     };
-    let reg = registration(&client, &creds);
-    if let Err(e) = AdminClient::default()
-        .put_client(&resolved.admin_base, &token, &reg)
-        .await
-    {
-        let msg = format!("could not register with the provider's admin API ({e}); will retry");
-        return finish(
-            &client,
-            &ctx,
-            &previous,
-            not_ready("ProviderUnavailable", msg),
-            Some(&creds),
-            retry,
-        )
-        .await;
+    if let Err(msg) = registered {
+        let verdict = not_ready("ProviderUnavailable", msg);
+        return finish(&client, &ctx, &previous, verdict, Some(&creds), retry).await;
     }
     let ok = Verdict {
         type_: "Ready",
@@ -343,7 +329,7 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
             admin_base,
             admin_token: Some(token),
         }) if provider.metadata.deletion_timestamp.is_none() => {
-            AdminClient::default()
+            ctx.admin
                 .delete_client(&admin_base, &token, &client_id)
                 .await
                 .map_err(Error::Deregister)?;
