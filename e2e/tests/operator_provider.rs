@@ -383,3 +383,56 @@ async fn leader_election_lets_one_operator_write_and_fails_over() {
     let lease = lease_holder(&ns.name);
     assert_eq!(lease, "second");
 }
+
+#[tokio::test]
+async fn without_redis_one_replica_runs_and_the_status_says_why() {
+    let Some(client) = cluster().await else {
+        return;
+    };
+    install_crds();
+    let ns = TestNamespace::new(&client, "noredis").await;
+    let _operator = Operator::start(&ns.name, &[]);
+    apply_samples(&ns.name);
+    // Remove Redis and ask for three replicas.
+    patch_spec(
+        &client,
+        &ns.name,
+        serde_json::json!({"redis": null, "replicas": 3}),
+    )
+    .await;
+    let aps = Api::<AuthProvider>::namespaced(client.clone(), &ns.name);
+    let degraded = eventually("Degraded=True SingleReplicaWithoutRedis", WAIT, || async {
+        let s = aps.get("dev").await.ok()?.status?;
+        let c = s.conditions.iter().find(|c| {
+            c.type_ == "Degraded" && c.status == "True" && c.reason == "SingleReplicaWithoutRedis"
+        })?;
+        Some(c.message.clone())
+    })
+    .await;
+    assert!(degraded.contains("spec.redis"), "{degraded}");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns.name);
+    eventually("one replica", WAIT, || async {
+        (deployments.get("dev").await.ok()?.spec?.replicas? == 1).then_some(())
+    })
+    .await;
+    let env = deployments
+        .get("dev")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap();
+    assert!(!env.iter().any(|e| e.name == "REDIS_URL"));
+    let pdbs = Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns.name);
+    eventually("no PDB for a single replica", WAIT, || async {
+        pdbs.get_opt("dev").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    wait_ready(&ns.name).await;
+}
