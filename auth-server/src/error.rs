@@ -29,6 +29,9 @@ pub enum OAuthError {
     Unauthorized,
     #[error("not found")]
     NotFound,
+    /// A rate limit refused the request: 429 with `Retry-After` (seconds).
+    #[error("too many requests; retry later")]
+    TooManyRequests(u64),
 }
 
 impl OAuthError {
@@ -43,6 +46,7 @@ impl OAuthError {
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthError::Unauthorized => "invalid_token",
             OAuthError::NotFound => "not_found",
+            OAuthError::TooManyRequests(_) => "too_many_requests",
         }
     }
 
@@ -51,6 +55,7 @@ impl OAuthError {
             OAuthError::InvalidClient | OAuthError::Unauthorized => StatusCode::UNAUTHORIZED,
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::NotFound => StatusCode::NOT_FOUND,
+            OAuthError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -85,6 +90,9 @@ impl IntoResponse for OAuthError {
             }
             OAuthError::TemporarilyUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            OAuthError::TooManyRequests(secs) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             _ => {}
         }

@@ -8,6 +8,7 @@ pub mod endpoints;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+pub mod ratelimit;
 pub mod state;
 pub mod store;
 pub mod tokens;
@@ -51,6 +52,24 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
     resp
 }
 
+async fn rate_limited(
+    State((state, endpoint)): State<(AppState, ratelimit::Endpoint)>,
+    req: Request,
+    next: Next,
+) -> Result<Response, error::OAuthError> {
+    let addr = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = addr {
+        if let Err(wait) = state.limiter.check(endpoint, ip, Instant::now()) {
+            state.metrics.rate_limit_block.inc();
+            return Err(error::OAuthError::TooManyRequests(wait));
+        }
+    }
+    Ok(next.run(req).await)
+}
+
 /// The public router. Routes sit under the issuer's path component, if it has one.
 pub fn public_router(state: AppState) -> Router {
     let prefix = url_path(&state.config.issuer);
@@ -60,9 +79,27 @@ pub fn public_router(state: AppState) -> Router {
             get(endpoints::discovery::discovery),
         )
         .route("/jwks", get(endpoints::jwks::jwks))
-        .route("/token", post(endpoints::token::token))
-        .route("/introspect", post(endpoints::introspect::introspect))
-        .route("/revoke", post(endpoints::revoke::revoke))
+        .route(
+            "/token",
+            post(endpoints::token::token).route_layer(middleware::from_fn_with_state(
+                (state.clone(), ratelimit::Endpoint::Token),
+                rate_limited,
+            )),
+        )
+        .route(
+            "/introspect",
+            post(endpoints::introspect::introspect).route_layer(middleware::from_fn_with_state(
+                (state.clone(), ratelimit::Endpoint::Introspect),
+                rate_limited,
+            )),
+        )
+        .route(
+            "/revoke",
+            post(endpoints::revoke::revoke).route_layer(middleware::from_fn_with_state(
+                (state.clone(), ratelimit::Endpoint::Revoke),
+                rate_limited,
+            )),
+        )
         .layer(CorsLayer::permissive());
     let app = if prefix.is_empty() {
         routes

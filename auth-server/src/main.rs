@@ -111,6 +111,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         registry: Arc::new(registry),
         admin_token: Arc::new(admin_token.clone()),
+        limiter: Arc::new(palisade_auth_server::ratelimit::RateLimiter::new(
+            config.rate_limits.clone(),
+        )),
     };
     if dev {
         let secret = random_token(32);
@@ -147,7 +150,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = || async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let p = axum::serve(public, public_router(state.clone())).with_graceful_shutdown(shutdown());
+    // The client address feeds the per-address rate limits.
+    let public_app =
+        public_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let p = axum::serve(public, public_app).with_graceful_shutdown(shutdown());
     let a = axum::serve(admin, admin_router(state)).with_graceful_shutdown(shutdown());
     tokio::try_join!(p, a)?;
     Ok(())

@@ -14,6 +14,8 @@ pub struct AppState {
     pub keys: KeyStore,
     pub metrics: Metrics,
     pub registry: Arc<prometheus_client::registry::Registry>,
+    /// Per-endpoint, per-address rate limits.
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// Bearer token of the admin API.
     pub admin_token: Arc<String>,
 }

@@ -1,0 +1,163 @@
+//! The auth-server binary in development mode (in-memory store): discovery, client_credentials,
+//! introspection, revocation, RFC error shapes and the token endpoint's rate limit, over HTTP
+//! on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    base: String,
+    secret: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(rate_limits: &str) -> Server {
+    let (public, admin) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{public}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_palisade-auth-server"))
+        .env_clear()
+        .env("PALISADE_ISSUER", &base)
+        .env("PALISADE_PUBLIC_ADDR", format!("127.0.0.1:{public}"))
+        .env("PALISADE_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
+        .env("PALISADE_RATE_LIMITS", rate_limits)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("auth-server starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let secret = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("client_secret=").nth(1).map(str::to_string))
+        .expect("dev client printed");
+    Server {
+        child,
+        base,
+        secret,
+    }
+}
+
+async fn wait_ready(base: &str) {
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("not ready");
+}
+
+#[tokio::test]
+async fn dev_issuer_issues_introspects_revokes_and_limits() {
+    let s = start(r#"{"token":{"requestsPerMinute":60,"burst":5}}"#);
+    wait_ready(&s.base).await;
+    let http = reqwest::Client::new();
+
+    let discovery: serde_json::Value = http
+        .get(format!("{}/.well-known/openid-configuration", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], s.base);
+    assert_eq!(discovery["token_endpoint"], format!("{}/token", s.base));
+    assert_eq!(
+        discovery["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+
+    let token = |secret: &str| {
+        http.post(format!("{}/token", s.base))
+            .basic_auth("dev-client", Some(secret.to_string()))
+            .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+            .send()
+    };
+    let resp = token(&s.secret).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap().to_string();
+
+    let introspect = || {
+        http.post(format!("{}/introspect", s.base))
+            .basic_auth("dev-client", Some(s.secret.clone()))
+            .form(&[("token", access.as_str())])
+            .send()
+    };
+    let active: serde_json::Value = introspect().await.unwrap().json().await.unwrap();
+    assert_eq!(active["active"], true);
+    assert_eq!(active["scope"], "api");
+    let revoked = http
+        .post(format!("{}/revoke", s.base))
+        .basic_auth("dev-client", Some(s.secret.clone()))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let inactive: serde_json::Value = introspect().await.unwrap().json().await.unwrap();
+    assert_eq!(inactive, serde_json::json!({"active": false}));
+
+    // RFC error shapes.
+    let wrong = token("wrong").await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        wrong.json::<serde_json::Value>().await.unwrap()["error"],
+        "invalid_client"
+    );
+    let unsupported = http
+        .post(format!("{}/token", s.base))
+        .basic_auth("dev-client", Some(s.secret.clone()))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        unsupported.json::<serde_json::Value>().await.unwrap()["error"],
+        "unsupported_grant_type"
+    );
+    // Its own connection: the server closes it after refusing the body.
+    let oversized = reqwest::Client::new()
+        .post(format!("{}/token", s.base))
+        .body(vec![b'a'; 70_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+
+    // The token endpoint allows a burst of 5 per address, then 429 with Retry-After.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let r = token(&s.secret).await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().filter(|s| **s == 429).count() >= 2,
+        "{statuses:?}"
+    );
+}
