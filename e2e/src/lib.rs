@@ -251,6 +251,20 @@ pub fn sample(file: &str) -> String {
         .to_string()
 }
 
+/// Applies the dev sample: its database/Redis Secrets and AuthProvider `dev`.
+pub fn apply_dev_provider(ns: &str) {
+    kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-n",
+        ns,
+        "-f",
+        &sample("dev-database.yaml"),
+        "-f",
+        &sample("authprovider-dev.yaml"),
+    ]);
+}
+
 /// The dev sample AuthProvider in one namespace, reconciled by its own operator and served by
 /// a local auth-server on free 127.0.0.1 ports (the issuer URL is rewritten to match).
 pub struct LocalProvider {
@@ -281,16 +295,7 @@ impl LocalProvider {
             ns,
             &["--admin-endpoint-override", &format!("http://{admin}")],
         );
-        kubectl_ok(&[
-            "apply",
-            "--server-side",
-            "-n",
-            ns,
-            "-f",
-            &sample("dev-database.yaml"),
-            "-f",
-            &sample("authprovider-dev.yaml"),
-        ]);
+        apply_dev_provider(ns);
         extra_spec["issuer"] = issuer.clone().into();
         let patch = serde_json::json!({ "spec": extra_spec });
         Api::<palisade_operator::crd::AuthProvider>::namespaced(client.clone(), ns)

@@ -10,25 +10,13 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use palisade_e2e::{
-    cluster, eventually, install_crds, kubectl_ok, sample, Operator, TestNamespace,
+    apply_dev_provider, cluster, eventually, install_crds, kubectl_ok, sample, Operator,
+    TestNamespace,
 };
 use palisade_operator::crd::AuthProvider;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn apply_samples(ns: &str) {
-    kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-n",
-        ns,
-        "-f",
-        &sample("dev-database.yaml"),
-        "-f",
-        &sample("authprovider-dev.yaml"),
-    ]);
-}
 
 fn lease_holder(ns: &str) -> String {
     kubectl_ok(&[
@@ -80,7 +68,7 @@ async fn authprovider_lifecycle_on_a_real_api_server() {
     install_crds();
     let ns = TestNamespace::new(&client, "operator").await;
     let mut operator = Operator::start(&ns.name, &[]);
-    apply_samples(&ns.name);
+    apply_dev_provider(&ns.name);
     wait_ready(&ns.name).await;
 
     // Every owned object exists, labelled, owned by the AuthProvider.
@@ -352,7 +340,7 @@ async fn leader_election_lets_one_operator_write_and_fails_over() {
     let mut first = Operator::start(&ns.name, &["--leader-elect", "--identity", "first"]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = Operator::start(&ns.name, &["--leader-elect", "--identity", "second"]);
-    apply_samples(&ns.name);
+    apply_dev_provider(&ns.name);
     wait_ready(&ns.name).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -392,7 +380,7 @@ async fn without_redis_one_replica_runs_and_the_status_says_why() {
     install_crds();
     let ns = TestNamespace::new(&client, "noredis").await;
     let _operator = Operator::start(&ns.name, &[]);
-    apply_samples(&ns.name);
+    apply_dev_provider(&ns.name);
     // Remove Redis and ask for three replicas.
     patch_spec(
         &client,
