@@ -26,9 +26,10 @@ struct Args {
         default_value = "ghcr.io/palisade-dev/auth-server:0.1.0"
     )]
     auth_server_image: String,
-    /// Watch only this namespace (default: all namespaces).
-    #[arg(long, env = "PALISADE_WATCH_NAMESPACE")]
-    watch_namespace: Option<String>,
+    /// Watch only these namespaces: repeat the flag or separate them with commas (default:
+    /// all namespaces).
+    #[arg(long, env = "PALISADE_WATCH_NAMESPACE", value_delimiter = ',')]
+    watch_namespace: Vec<String>,
     /// Namespace the operator runs in (allowed to reach auth-server admin ports).
     #[arg(
         long,
@@ -108,16 +109,16 @@ async fn main() -> anyhow::Result<()> {
         client_resync: std::time::Duration::from_secs(args.client_resync_seconds),
     };
     let ctx = Arc::new(Context::new(client, metrics, config, Some(identity)));
-    let scope = args
-        .watch_namespace
-        .map(Scope::Namespace)
-        .unwrap_or(Scope::All);
-    let controllers = async {
-        tokio::join!(
-            controller::run_auth_providers(ctx.clone(), scope.clone(), args.concurrency),
-            controller::run_oauth_clients(ctx.clone(), scope.clone(), args.concurrency),
-        );
-    };
+    let scopes = watch_scopes(args.watch_namespace);
+    let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
+        let ctx = ctx.clone();
+        async move {
+            tokio::join!(
+                controller::run_auth_providers(ctx.clone(), scope.clone(), args.concurrency),
+                controller::run_oauth_clients(ctx, scope, args.concurrency),
+            );
+        }
+    }));
     match lost_leadership {
         Some(channel) => tokio::select! {
             _ = controllers => {}
@@ -126,9 +127,27 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
-        None => controllers.await,
+        None => {
+            controllers.await;
+        }
     }
     Ok(())
+}
+
+/// One controller scope per watched namespace, or the whole cluster when none is named.
+fn watch_scopes(namespaces: Vec<String>) -> Vec<Scope> {
+    let mut namespaces: Vec<String> = namespaces
+        .into_iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    if namespaces.is_empty() {
+        vec![Scope::All]
+    } else {
+        namespaces.into_iter().map(Scope::Namespace).collect()
+    }
 }
 
 async fn serve_http(
@@ -186,4 +205,28 @@ async fn serve_http(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_namespace_takes_a_comma_list_or_repeats_and_defaults_to_all() {
+        let args =
+            Args::try_parse_from(["op", "--watch-namespace", "b,a", "--watch-namespace", "c,a"])
+                .unwrap();
+        let names: Vec<String> = watch_scopes(args.watch_namespace)
+            .into_iter()
+            .map(|s| match s {
+                Scope::Namespace(n) => n,
+                Scope::All => "*".into(),
+            })
+            .collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        let one = Args::try_parse_from(["op", "--watch-namespace", "team-a"]).unwrap();
+        assert!(matches!(&watch_scopes(one.watch_namespace)[..], [Scope::Namespace(n)] if n == "team-a"));
+        let none = Args::try_parse_from(["op"]).unwrap();
+        assert!(matches!(&watch_scopes(none.watch_namespace)[..], [Scope::All]));
+    }
 }

@@ -48,10 +48,20 @@ pub struct Metrics {
     pub seconds_until_next_rotation:
         Family<ProviderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub active_key_age_seconds: Family<ProviderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Unix time of the next scheduled rotation; unlike the countdown it stays true while
+    /// reconciles fail, so "now is past it" means the rotation is overdue.
+    pub next_rotation_timestamp_seconds:
+        Family<ProviderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub rollouts: Family<OutcomeLabels, Counter>,
     pub rollbacks: Counter,
     pub migration_jobs: Family<OutcomeLabels, Counter>,
     pub leader: Gauge,
+    /// 1 while the AuthProvider's Ready condition is True, 0 otherwise (set every reconcile).
+    pub provider_ready: Family<ProviderLabels, Gauge>,
+    /// Unix time of the AuthProvider's last finished status evaluation; a deleted provider's
+    /// series stops advancing, so alerts can ignore it.
+    pub provider_last_reconcile_timestamp_seconds:
+        Family<ProviderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 /// Labels naming one AuthProvider.
@@ -75,10 +85,13 @@ impl Default for Metrics {
             key_rotations: Counter::default(),
             seconds_until_next_rotation: Family::default(),
             active_key_age_seconds: Family::default(),
+            next_rotation_timestamp_seconds: Family::default(),
             rollouts: Family::default(),
             rollbacks: Counter::default(),
             migration_jobs: Family::default(),
             leader: Gauge::default(),
+            provider_ready: Family::default(),
+            provider_last_reconcile_timestamp_seconds: Family::default(),
         }
     }
 }
@@ -123,6 +136,11 @@ impl Metrics {
             self.active_key_age_seconds.clone(),
         );
         r.register(
+            "next_rotation_timestamp_seconds",
+            "Unix time of the next scheduled signing-key rotation",
+            self.next_rotation_timestamp_seconds.clone(),
+        );
+        r.register(
             "rollouts",
             "Rollouts finished, by outcome",
             self.rollouts.clone(),
@@ -142,6 +160,16 @@ impl Metrics {
             "1 while this process holds the leader lease",
             self.leader.clone(),
         );
+        r.register(
+            "authprovider_ready",
+            "1 while the AuthProvider's Ready condition is True",
+            self.provider_ready.clone(),
+        );
+        r.register(
+            "authprovider_last_reconcile_timestamp_seconds",
+            "Unix time the AuthProvider's status was last evaluated",
+            self.provider_last_reconcile_timestamp_seconds.clone(),
+        );
     }
 
     /// Counts one mutating API request.
@@ -152,6 +180,20 @@ impl Metrics {
                 verb,
             })
             .inc();
+    }
+
+    /// Records an AuthProvider's readiness and when it was evaluated (for the not-Ready alert).
+    pub fn record_provider_status(&self, namespace: &str, name: &str, ready: bool, now: f64) {
+        let labels = ProviderLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.provider_ready
+            .get_or_create(&labels)
+            .set(i64::from(ready));
+        self.provider_last_reconcile_timestamp_seconds
+            .get_or_create(&labels)
+            .set(now);
     }
 
     /// Starts timing a reconcile; the returned guard records the duration when dropped.
@@ -208,5 +250,27 @@ mod tests {
             out.contains("palisade_operator_reconcile_duration_seconds_count"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn provider_status_is_exported_under_the_names_the_alerts_use() {
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.record_provider_status("team-a", "dev", false, 1_700_000_000.5);
+        metrics.record_provider_status("team-a", "dev", true, 1_700_000_001.5);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        assert!(
+            out.contains(
+                r#"palisade_operator_authprovider_ready{namespace="team-a",name="dev"} 1"#
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"palisade_operator_authprovider_last_reconcile_timestamp_seconds{namespace="team-a",name="dev"} 1700000001.5"#),
+            "{out}"
+        );
+        assert!(out.contains("palisade_operator_rollbacks_total 0"), "{out}");
     }
 }

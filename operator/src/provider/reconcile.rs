@@ -280,7 +280,17 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             .active_key_age_seconds
             .get_or_create(&labels)
             .set((now - k.active_since).num_milliseconds() as f64 / 1000.0);
+        ctx.metrics
+            .next_rotation_timestamp_seconds
+            .get_or_create(&labels)
+            .set(k.until.timestamp_millis() as f64 / 1000.0);
     }
+    ctx.metrics.record_provider_status(
+        &ns,
+        &owner.name,
+        is_ready(&new_status),
+        now.timestamp_millis() as f64 / 1000.0,
+    );
     if new_status != previous {
         let was_ready = is_ready(&previous);
         write_status(&ctx, &ap, &new_status).await?;
