@@ -57,6 +57,44 @@ pub fn kubectl_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The helm client built by `e2e/cluster/build`: `$PALISADE_HELM`, else the cached binary of
+/// the version pinned in `e2e/cluster/versions.sh`. `None` (test skipped) when neither exists;
+/// with `PALISADE_REQUIRE_CLUSTER=1` that fails the test instead.
+pub fn helm_binary() -> Option<PathBuf> {
+    let path = match std::env::var_os("PALISADE_HELM") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let versions = std::fs::read_to_string(repo_root().join("e2e/cluster/versions.sh"))
+                .expect("versions.sh");
+            let version = versions
+                .lines()
+                .find_map(|l| l.strip_prefix("HELM_VERSION="))
+                .and_then(|v| v.split_whitespace().next())
+                .expect("HELM_VERSION in versions.sh");
+            let cache = std::env::var_os("PALISADE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/palisade")
+                });
+            cache.join(format!("bin/helm-{version}/helm"))
+        }
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    let required = std::env::var("PALISADE_REQUIRE_CLUSTER").as_deref() == Ok("1");
+    assert!(
+        !required,
+        "helm not found at {}: run e2e/cluster/build",
+        path.display()
+    );
+    eprintln!(
+        "skipping: helm not found at {} (run e2e/cluster/build)",
+        path.display()
+    );
+    None
+}
+
 /// Installs (server-side applies) the CRDs from `crds/` and waits until they are served.
 pub fn install_crds() {
     let crds = repo_root().join("crds");
@@ -147,6 +185,11 @@ impl Operator {
 
     /// Starts the operator watching `namespace` with extra `args`.
     pub fn start(namespace: &str, args: &[&str]) -> Operator {
+        Self::start_with_env(namespace, args, &[])
+    }
+
+    /// Like [`Operator::start`], with extra environment variables (e.g. another KUBECONFIG).
+    pub fn start_with_env(namespace: &str, args: &[&str], envs: &[(&str, &str)]) -> Operator {
         let port = free_port();
         let http = format!("127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("palisade-operator-{namespace}-{port}.log"));
@@ -170,6 +213,7 @@ impl Operator {
                 "PALISADE_LOG_LEVEL",
                 "info,palisade_operator=debug,kube=warn",
             )
+            .envs(envs.iter().copied())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
             .spawn()

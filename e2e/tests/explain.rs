@@ -70,3 +70,77 @@ async fn kubectl_explain_documents_every_field() {
         }
     }
 }
+
+/// Every spec field path of a CRD's served schema, depth first, with its description.
+fn spec_fields(crd_file: &str) -> Vec<(String, String)> {
+    fn walk(node: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+        if node["type"] == "array" {
+            return walk(&node["items"], path, out);
+        }
+        if let Some(props) = node["properties"].as_object() {
+            for (name, child) in props {
+                let here = format!("{path}.{name}");
+                let description = child["description"].as_str().unwrap_or("").to_string();
+                out.push((here.clone(), description));
+                walk(child, &here, out);
+            }
+        }
+    }
+    let path = palisade_e2e::repo_root().join("crds").join(crd_file);
+    let crd: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    walk(
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"],
+        "spec",
+        &mut out,
+    );
+    out
+}
+
+/// Fields whose sub-fields are Kubernetes' own types (documented upstream, same text).
+const EMBEDDED: [&str; 5] = [
+    "spec.affinity.",
+    "spec.tolerations.",
+    "spec.resources.",
+    "spec.clientNamespaces.selector.",
+    "spec.nodeSelector.",
+];
+
+#[tokio::test]
+async fn kubectl_explain_describes_every_nested_spec_field() {
+    if cluster().await.is_none() {
+        return;
+    }
+    install_crds();
+    for (kind, file) in [
+        ("authprovider", "authproviders.auth.palisade.dev.yaml"),
+        ("oauthclient", "oauthclients.auth.palisade.dev.yaml"),
+    ] {
+        let fields = spec_fields(file);
+        assert!(fields.len() > 10, "{kind}: {fields:?}");
+        for (path, description) in &fields {
+            assert!(
+                description.split_whitespace().count() >= 3,
+                "{kind}.{path} has no real description: {description:?}"
+            );
+            if EMBEDDED.iter().any(|p| path.starts_with(p)) {
+                continue;
+            }
+            // The API server serves that text: `kubectl explain` shows its first words.
+            let text = kubectl_ok(&["explain", &format!("{kind}.{path}")])
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first_words = description
+                .split_whitespace()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                text.contains(&first_words),
+                "kubectl explain {kind}.{path} does not show {first_words:?}:\n{text}"
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@ pub mod client;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod crddoc;
 pub mod crdgen;
 pub mod keys;
 pub mod leader;

@@ -225,8 +225,13 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b", "c"]);
         let one = Args::try_parse_from(["op", "--watch-namespace", "team-a"]).unwrap();
-        assert!(matches!(&watch_scopes(one.watch_namespace)[..], [Scope::Namespace(n)] if n == "team-a"));
+        assert!(
+            matches!(&watch_scopes(one.watch_namespace)[..], [Scope::Namespace(n)] if n == "team-a")
+        );
         let none = Args::try_parse_from(["op"]).unwrap();
-        assert!(matches!(&watch_scopes(none.watch_namespace)[..], [Scope::All]));
+        assert!(matches!(
+            &watch_scopes(none.watch_namespace)[..],
+            [Scope::All]
+        ));
     }
 }

@@ -76,7 +76,7 @@ pub struct AuthProviderSpec {
     #[serde(default)]
     pub signing_keys: SigningKeys,
 
-    /// Token lifetimes.
+    /// How long access tokens, ID tokens, refresh tokens and authorization codes stay valid.
     #[serde(default)]
     pub tokens: Tokens,
 
@@ -150,11 +150,11 @@ impl LogLevel {
     .message("autoscaling.minReplicas must not be greater than autoscaling.maxReplicas"))]
 #[serde(rename_all = "camelCase")]
 pub struct Autoscaling {
-    /// Fewest pods. Default 2.
+    /// Fewest auth-server pods the autoscaler keeps, even when idle. Default 2.
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 1, max = 1000))]
     pub min_replicas: i32,
-    /// Most pods.
+    /// Most auth-server pods the autoscaler may run under load.
     #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Average CPU utilization to aim for, in percent of the CPU request (1–100). If neither
