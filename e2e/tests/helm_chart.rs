@@ -493,6 +493,44 @@ impl Drop for Release {
     }
 }
 
+/// Removes the OAuthClients' finalizers when dropped (before the namespace goes), so a failed
+/// test whose operator is gone does not leave its namespace Terminating forever.
+struct ReleaseClients(String);
+
+impl Drop for ReleaseClients {
+    fn drop(&mut self) {
+        let out = kubectl(&["get", "oc", "-n", &self.0, "-o", "name"]);
+        for oc in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = kubectl(&[
+                "patch",
+                "-n",
+                &self.0,
+                oc,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
+        let _ =
+            std::fs::remove_dir_all(std::env::temp_dir().join(format!("palisade-helm-{}", self.0)));
+    }
+}
+
+/// Fails at once with the refused requests if the operator's log shows any.
+fn assert_nothing_forbidden(operator: &Operator) {
+    let log = std::fs::read_to_string(&operator.log).unwrap_or_default();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("forbidden"))
+        .take(5)
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the chart's RBAC refused something the operator does:\n{}",
+        refused.join("\n")
+    );
+}
+
 fn psql(sql: &str) -> Output {
     Command::new("psql")
         .args([
@@ -706,15 +744,21 @@ async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_c
         ],
         &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
     );
+    let _clients = ReleaseClients(ns.name.clone());
     kubectl_ok(&["apply", "--server-side", "-n", &ns.name, "-f", &manifests]);
-    kubectl_ok(&[
-        "wait",
-        "-n",
-        &ns.name,
-        "--for=condition=Ready",
-        "ap/dev",
-        "--timeout=90s",
-    ]);
+    eventually("AuthProvider dev Ready", WAIT, || async {
+        assert_nothing_forbidden(&operator);
+        let ready = kubectl_ok(&[
+            "get",
+            "-n",
+            &ns.name,
+            "ap/dev",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (ready == "True").then_some(())
+    })
+    .await;
     let _server = LocalAuthServer::start(&kube, &ns.name, "dev", &public, &admin, WAIT / 30)
         .await
         .expect("local auth-server starts");
@@ -722,7 +766,10 @@ async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_c
         eventually(
             &format!("OAuthClient {client} registered"),
             WAIT,
-            || async { (oauth_client_ready(&ns.name, client)? == "True:Registered").then_some(()) },
+            || async {
+                assert_nothing_forbidden(&operator);
+                (oauth_client_ready(&ns.name, client)? == "True:Registered").then_some(())
+            },
         )
         .await;
     }
@@ -752,16 +799,7 @@ async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_c
         "jsonpath={.spec.holderIdentity}",
     ]);
     assert!(!holder.is_empty(), "the operator holds the chart's Lease");
-    let log = std::fs::read_to_string(&operator.log).unwrap();
-    assert!(
-        !log.contains("forbidden"),
-        "the chart's RBAC refused something the operator does:\n{}",
-        log.lines()
-            .filter(|l| l.contains("forbidden"))
-            .take(5)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_nothing_forbidden(&operator);
     assert_eq!(
         operator
             .counter("palisade_operator_reconcile_errors_total", "api_403")
@@ -812,9 +850,16 @@ async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_c
 
     // The operator owns only status (and the OAuthClient finalizer), never spec.
     for object in watched.iter().take(4) {
-        let live: Value =
-            serde_json::from_str(&kubectl_ok(&["get", "-n", &ns.name, object, "-o", "json"]))
-                .unwrap();
+        let live: Value = serde_json::from_str(&kubectl_ok(&[
+            "get",
+            "-n",
+            &ns.name,
+            object,
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]))
+        .unwrap();
         let managed = live["metadata"]["managedFields"].as_array().unwrap();
         let mut operator_entries = 0;
         for entry in managed {
@@ -845,5 +890,16 @@ async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_c
             "{object}: no status written by the operator"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    // Deleting the clients while the operator runs exercises the finalizer path's rights too.
+    kubectl_ok(&[
+        "delete",
+        "-n",
+        &ns.name,
+        "oc",
+        "webapp",
+        "spa",
+        "machine",
+        "--timeout=60s",
+    ]);
+    assert_nothing_forbidden(&operator);
 }
