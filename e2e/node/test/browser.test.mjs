@@ -38,8 +38,13 @@ async function launchBrowser(options = {}) {
   context.setDefaultTimeout(10_000);
   context.setDefaultNavigationTimeout(15_000);
   const page = context.pages()[0] ?? (await context.newPage());
+  // What the browser refused and why (CSP violations are console errors): failure messages.
+  const events = [];
+  page.on('console', (m) => events.push(`console ${m.type()}: ${m.text()}`));
+  page.on('requestfailed', (r) => events.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
   return {
     page,
+    events,
     async close() {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
@@ -63,6 +68,7 @@ describe('browser sign-in through the login page (headless Chromium)', () => {
     const secret = randomToken(32);
     await registerClient(f, {
       clientId: 'e2e-browser-rp',
+      clientName: 'Sample app',
       secret,
       redirectUris: [rp.redirectUri],
       grantTypes: ['authorization_code', 'refresh_token'],
@@ -77,8 +83,15 @@ describe('browser sign-in through the login page (headless Chromium)', () => {
     await rp?.stop();
   });
 
-  async function expectSignedIn(page) {
-    await page.waitForURL((u) => where(u.href) === rp.redirectUri);
+  async function expectSignedIn({ page, events }) {
+    try {
+      await page.waitForURL((u) => where(u.href) === rp.redirectUri);
+    } catch (e) {
+      throw new Error(
+        `the browser did not reach the app's callback; still at ${page.url()}\n${events.join('\n')}`,
+        { cause: e },
+      );
+    }
     const error = await page.locator('#error').count();
     assert.equal(error, 0, `the RP callback failed: ${error && (await page.locator('#error').textContent())}`);
     assert.equal(await page.title(), 'Signed in');
@@ -108,7 +121,7 @@ describe('browser sign-in through the login page (headless Chromium)', () => {
       await page.getByLabel('Username').fill(f.user.username);
       await page.getByLabel('Password').fill(f.user.password);
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await expectSignedIn(page);
+      await expectSignedIn(browser);
     } finally {
       await browser.close();
     }
@@ -127,7 +140,7 @@ describe('browser sign-in through the login page (headless Chromium)', () => {
       await page.getByLabel('Username').fill(f.user.username);
       await page.getByLabel('Password').fill(f.user.password);
       await page.getByRole('button', { name: 'Sign in' }).click();
-      await expectSignedIn(page);
+      await expectSignedIn(browser);
     } finally {
       await browser.close();
     }
