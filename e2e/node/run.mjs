@@ -110,7 +110,14 @@ try {
     ],
     { stdio: 'inherit', cwd: here, env: { ...process.env, PALISADE_E2E_FIXTURE: fixtureFile } },
   );
+  // Tests have their own timeouts; this catches a test process that never exits.
+  const deadlineMs = Number(process.env.PALISADE_NODE_TEST_DEADLINE_SECONDS || 900) * 1000;
+  const watchdog = setTimeout(() => {
+    console.error(`node --test still running after ${deadlineMs / 1000} s: killing it`);
+    child.kill('SIGKILL');
+  }, deadlineMs);
   status = await new Promise((res) => child.on('exit', (code, signal) => res(code ?? (signal ? 1 : 0))));
+  clearTimeout(watchdog);
 } finally {
   await server.stop();
   if (status !== 0) {

@@ -129,6 +129,22 @@ describe('authorization code + PKCE, confidential client (client_secret_basic)',
     assert.equal(r.location, null);
   });
 
+  it('prompt=none without a session returns login_required, which openid-client reports', async () => {
+    const { url, checks } = await authorizationRequest(config, {
+      redirectUri: web.redirectUri,
+      extra: { prompt: 'none' },
+    });
+    const r = await new UserAgent().request(url);
+    assert.equal(r.status, 303);
+    assert.equal(`${r.location.origin}${r.location.pathname}`, web.redirectUri);
+    await assert.rejects(client.authorizationCodeGrant(config, r.location, checks), (e) => {
+      // Raised only after openid-client checked state and iss of the error response.
+      assert.ok(e instanceof client.AuthorizationResponseError, `${e.name}: ${e.message}`);
+      assert.equal(e.error, 'login_required');
+      return true;
+    });
+  });
+
   it('a signed-in session skips the form; end_session ends it', async () => {
     const ua = new UserAgent();
     const { tokens } = await signIn(ua);
