@@ -251,3 +251,36 @@ async fn dev_client_and_dev_user_do_the_code_flow() {
     assert!(tokens["id_token"].is_string(), "{tokens}");
     assert!(tokens["refresh_token"].is_string(), "{tokens}");
 }
+
+/// `/authorize`, `/login` (sharing the authorize bucket) and `/userinfo` are rate limited.
+#[tokio::test]
+async fn authorize_login_and_userinfo_are_rate_limited() {
+    let s = start(
+        r#"{"authorize":{"requestsPerMinute":1,"burst":2},"userinfo":{"requestsPerMinute":1,"burst":2}}"#,
+    );
+    wait_ready(&s.base).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for path in ["/authorize", "/login?request=x", "/authorize"] {
+        let r = http.get(format!("{}{path}", s.base)).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses, [400, 400, 429], "two in the burst, then limited");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = http
+            .get(format!("{}/userinfo", s.base))
+            .bearer_auth("x")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429]);
+}

@@ -600,6 +600,16 @@ async fn revoked_tokens_are_inactive_everywhere(srv: Srv) {
         }
     };
     assert_eq!(userinfo(access.into()).await.status(), 200);
+    let post = srv
+        .http
+        .post(srv.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200, "userinfo answers POST too");
+    let claims: serde_json::Value = post.json().await.unwrap();
+    assert_eq!(claims["preferred_username"], user.as_str());
     let revoke = |token: String| {
         let srv = &srv;
         let client = &client;
@@ -719,6 +729,22 @@ async fn login_failures_disabled_users_and_csrf(srv: Srv) {
     let user = srv.user().await;
     let browser = Browser::default();
     let (url, _) = authorize_url(&srv, &client.id, &[]);
+    let to_login = browser.get(&url).await;
+    let raw = srv
+        .http
+        .get(to_login.location.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let csp = raw.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert!(
+        !csp.contains("form-action"),
+        "the login POST must be able to redirect to the client"
+    );
     let page = browser.login_page(&url).await;
     assert!(page.body.contains("<title>Sign in</title>"));
     assert!(page
