@@ -1054,3 +1054,35 @@ on_both_stores!(
     common::ttls(),
     client_secret_post_clients_work_too
 );
+
+// ---------------------------------------------------------------------------------------------
+
+async fn concurrent_redemptions_succeed_exactly_once(srv: Srv) {
+    let client = srv.confidential().await;
+    let user = srv.user().await;
+    let (url, verifier) = authorize_url(&srv, &client.id, &[]);
+    let code = Browser::default().sign_in(&srv, &url, &user).await["code"].clone();
+    let codes =
+        futures::future::join_all((0..6).map(|_| exchange(&srv, &client, &code, Some(&verifier))))
+            .await;
+    let ok: Vec<_> = codes.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!(ok.len(), 1, "{codes:?}");
+    // The winner's tokens were revoked by the losers' replays (RFC 6749 §4.1.2).
+    let access = ok[0].1["access_token"].as_str().unwrap();
+    assert!(!srv.active(&client, access).await);
+
+    let user2 = srv.user().await;
+    let t = tokens_for(&srv, &client, &user2).await;
+    let token = t["refresh_token"].as_str().unwrap().to_string();
+    let refreshes = futures::future::join_all((0..6).map(|_| refresh(&srv, &client, &token))).await;
+    assert_eq!(
+        refreshes.iter().filter(|(s, _)| *s == 200).count(),
+        1,
+        "{refreshes:?}"
+    );
+}
+on_both_stores!(
+    concurrency,
+    common::ttls(),
+    concurrent_redemptions_succeed_exactly_once
+);
