@@ -677,6 +677,10 @@ async fn malformed_and_oversized_inputs_are_invalid_request(srv: Srv) {
             ("redirect_uri", REDIRECT),
         ],
         vec![("grant_type", "refresh_token")],
+        vec![
+            ("grant_type", "refresh_token"),
+            ("grant_type", "authorization_code"),
+        ],
     ] {
         let (status, body) = srv.token(&client, &form).await;
         assert_eq!(

@@ -29,19 +29,6 @@ pub const MAX_PARAM_LEN: usize = 2048;
 /// Raw parameters in order, duplicates kept (so that they can be refused).
 pub type RawParams = Vec<(String, String)>;
 
-/// Why a request is refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Rejection {
-    /// Shown to the user; the redirect URI is not trusted (yet).
-    Page(String),
-    /// Sent to the validated redirect URI.
-    Redirect {
-        redirect_uri: String,
-        state: Option<String>,
-        error: AuthorizationError,
-    },
-}
-
 /// A validated request plus the `prompt`/`max_age` decisions that do not need storing.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Validated {
@@ -72,12 +59,13 @@ pub fn single_valued(raw: &RawParams) -> Result<HashMap<&str, &str>, String> {
     Ok(map)
 }
 
-/// Step one: the client and redirect URI. Failures here are never redirected.
+/// Step one: the client and redirect URI. A failure here is a message for an error page,
+/// never a redirect (the redirect URI is not trusted yet).
 pub fn validate_client<'a>(
     params: &HashMap<&str, &'a str>,
     client: Option<&ClientRegistration>,
-) -> Result<&'a str, Rejection> {
-    let page = |m: &str| Err(Rejection::Page(m.to_string()));
+) -> Result<&'a str, String> {
+    let page = |m: &str| Err(m.to_string());
     let Some(client) = client else {
         return page(
             "The application is not registered with this sign-in service (unknown client_id).",
@@ -345,12 +333,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
         },
         _ => None,
     };
-    let redirect_uri = match validate_client(&params, client.as_ref()) {
-        Ok(uri) => uri,
-        Err(Rejection::Page(m)) => return html::error_page(StatusCode::BAD_REQUEST, &m),
-        Err(Rejection::Redirect { .. }) => unreachable!("step one only shows pages"),
+    let (redirect_uri, client) = match (validate_client(&params, client.as_ref()), client) {
+        (Ok(uri), Some(client)) => (uri, client),
+        (Err(m), _) => return html::error_page(StatusCode::BAD_REQUEST, &m),
+        (Ok(_), None) => return html::error_page(StatusCode::BAD_REQUEST, "Unknown client."),
     };
-    let client = client.expect("validated");
     let state_param = params.get("state").copied().filter(|s| !s.is_empty());
     let v = match validate_request(&params, &client, redirect_uri) {
         Ok(v) => v,
@@ -477,15 +464,12 @@ mod tests {
             ("redirect_uri", "https://evil.example/cb"),
         ]);
         let p = single_valued(&r).unwrap();
-        assert!(matches!(
-            validate_client(&p, Some(&client(false))),
-            Err(Rejection::Page(_))
-        ));
-        assert!(matches!(validate_client(&p, None), Err(Rejection::Page(_))));
+        assert!(matches!(validate_client(&p, Some(&client(false))), Err(_)));
+        assert!(matches!(validate_client(&p, None), Err(_)));
         let missing = raw(&[("client_id", "app")]);
         assert!(matches!(
             validate_client(&single_valued(&missing).unwrap(), Some(&client(false))),
-            Err(Rejection::Page(_))
+            Err(_)
         ));
     }
 

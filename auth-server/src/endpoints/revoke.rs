@@ -1,7 +1,7 @@
 //! `/revoke` (RFC 7009): revokes an access token or a refresh token (its whole family) the
 //! calling client holds. Unknown or invalid tokens are answered 200 too, as the RFC requires.
 
-use super::{form, required, Params};
+use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -16,7 +16,7 @@ use axum::Form;
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Form<Params>, FormRejection>,
+    body: Result<Form<FormPairs>, FormRejection>,
 ) -> Result<StatusCode, OAuthError> {
     let p = form(body)?;
     let client = authenticate_form(state.store.as_ref(), &headers, &p).await?;

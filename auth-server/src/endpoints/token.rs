@@ -1,7 +1,7 @@
 //! `/token` (RFC 6749 §3.2): authenticates the client as it registered, then dispatches on
 //! `grant_type` to a handler in `grants/`.
 
-use super::{form, required, Params};
+use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
 use crate::error::OAuthError;
 use crate::grants;
@@ -16,7 +16,7 @@ use axum::Form;
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Form<Params>, FormRejection>,
+    body: Result<Form<FormPairs>, FormRejection>,
 ) -> Result<Response, OAuthError> {
     let p = form(body)?;
     let grant = required(&p, "grant_type")?;
