@@ -103,6 +103,7 @@ async fn code_flow_with_pkce_userinfo_and_refresh(srv: Srv) {
         )
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("offline_access".into()))
         .set_pkce_challenge(challenge)
         .url();
 

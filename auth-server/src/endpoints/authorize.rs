@@ -121,10 +121,13 @@ pub fn validate_request(
     if !scopes.contains(&"openid") {
         return Err(E::InvalidScope("scope must include openid".into()));
     }
-    if let Some(s) = scopes
-        .iter()
-        .find(|s| !client.scopes.iter().any(|a| a == *s))
-    {
+    // `offline_access` is implied by the refresh_token grant (refresh tokens are issued to
+    // clients registered with that grant, with or without it).
+    let allowed = |s: &str| {
+        client.scopes.iter().any(|a| a == s)
+            || (s == "offline_access" && client.grant_types.contains(&GrantType::RefreshToken))
+    };
+    if let Some(s) = scopes.iter().find(|s| !allowed(s)) {
         return Err(E::InvalidScope(format!(
             "scope {s} is not allowed for this client"
         )));
@@ -434,7 +437,10 @@ mod tests {
             ("redirect_uri", "https://app.example/cb"),
             ("scope", "openid email"),
         ];
-        p.extend_from_slice(extra);
+        for (k, v) in extra {
+            p.retain(|(name, _)| name != k);
+            p.push((k, v));
+        }
         let raw = raw(&p);
         let params = single_valued(&raw).unwrap();
         validate_request(&params, &client(public), "https://app.example/cb")
@@ -542,6 +548,10 @@ mod tests {
             validate_request(&p, &client(false), "https://app.example/cb"),
             Err(AuthorizationError::InvalidScope(_))
         ));
+        assert!(
+            validate(false, &[("scope", "openid offline_access")]).is_err(),
+            "offline_access needs the refresh_token grant"
+        );
         assert!(validate(false, &[("prompt", "none")]).unwrap().prompt_none);
         assert!(validate(false, &[("prompt", "none login")]).is_err());
         assert!(validate(false, &[("prompt", "bogus")]).is_err());
