@@ -870,6 +870,21 @@ async fn sessions_prompt_and_logout(srv: Srv) {
     let q = page.location_query();
     assert!(q.contains_key("code"), "{q:?}");
     assert_eq!(q["state"], "st-2");
+    // The same request as a POST form (OpenID Connect Core §3.1.2.1).
+    let (url, _) = authorize_url(&srv, &client.id, &[("state", "st-3")]);
+    let query: Vec<(String, String)> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let form: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let page = browser.post(&srv.url("/authorize"), &form).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location_query()["state"], "st-3");
+    assert!(page.location_query().contains_key("code"));
     // prompt=login forces the login page.
     let (url, _) = authorize_url(&srv, &client.id, &[("prompt", "login")]);
     assert!(browser
