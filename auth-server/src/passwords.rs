@@ -6,11 +6,18 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// How many argon2 computations run at once: each takes ~19 MiB and a core for tens of
+/// milliseconds, so a flood of logins queues instead of exhausting memory.
+const CONCURRENT_HASHES: usize = 4;
 
 /// Hashes and verifies passwords with the pepper.
 pub struct Passwords {
     pepper: Vec<u8>,
     dummy_hash: String,
+    slots: Semaphore,
 }
 
 impl Passwords {
@@ -19,6 +26,7 @@ impl Passwords {
         let mut p = Passwords {
             pepper,
             dummy_hash: String::new(),
+            slots: Semaphore::new(CONCURRENT_HASHES),
         };
         p.dummy_hash = p.hash(&palisade_wire::registration::random_token(16))?;
         Ok(p)
@@ -61,6 +69,24 @@ impl Passwords {
     }
 }
 
+/// [`Passwords::verify`] on a blocking thread, at most [`CONCURRENT_HASHES`] at a time.
+pub async fn verify_blocking(p: Arc<Passwords>, password: String, stored: Option<String>) -> bool {
+    let Ok(_slot) = p.slots.acquire().await else {
+        return false;
+    };
+    let p2 = p.clone();
+    tokio::task::spawn_blocking(move || p2.verify(&password, stored.as_deref()))
+        .await
+        .unwrap_or(false)
+}
+
+/// [`Passwords::hash`] on a blocking thread, at most [`CONCURRENT_HASHES`] at a time.
+pub async fn hash_blocking(p: Arc<Passwords>, password: String) -> anyhow::Result<String> {
+    let _slot = p.slots.acquire().await?;
+    let p2 = p.clone();
+    tokio::task::spawn_blocking(move || p2.hash(&password)).await?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +105,17 @@ mod tests {
             !other.verify("correct horse", Some(&h)),
             "another pepper cannot verify"
         );
+    }
+
+    #[tokio::test]
+    async fn blocking_helpers_hash_and_verify_off_the_runtime() {
+        let p = Arc::new(Passwords::new(b"pepper".to_vec()).unwrap());
+        let h = hash_blocking(p.clone(), "open sesame".into())
+            .await
+            .unwrap();
+        assert!(verify_blocking(p.clone(), "open sesame".into(), Some(h.clone())).await);
+        assert!(!verify_blocking(p.clone(), "open says me".into(), Some(h)).await);
+        assert!(!verify_blocking(p, "open sesame".into(), None).await);
     }
 
     #[test]

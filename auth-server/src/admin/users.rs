@@ -103,14 +103,11 @@ pub async fn put(
     let existing = state.store.user(&username).await?;
     validate(&username, &update, existing.is_some())?;
     let password_hash = match update.password {
-        Some(p) => {
-            let passwords = state.passwords.clone();
-            let hash = tokio::task::spawn_blocking(move || passwords.hash(&p))
+        Some(p) => Some(
+            crate::passwords::hash_blocking(state.passwords.clone(), p)
                 .await
-                .map_err(|_| OAuthError::TemporarilyUnavailable)?
-                .map_err(|_| OAuthError::TemporarilyUnavailable)?;
-            Some(hash)
-        }
+                .map_err(|_| OAuthError::TemporarilyUnavailable)?,
+        ),
         None => existing.as_ref().and_then(|u| u.password_hash.clone()),
     };
     let created = existing.is_none();

@@ -146,13 +146,12 @@ pub async fn login_post(
         }
     };
     // Always one argon2 verification (a dummy one for unknown users), off the async threads.
-    let passwords = state.passwords.clone();
-    let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password = password.to_string();
-    let verified =
-        tokio::task::spawn_blocking(move || passwords.verify(&password, stored.as_deref()))
-            .await
-            .unwrap_or(false);
+    let verified = crate::passwords::verify_blocking(
+        state.passwords.clone(),
+        password.to_string(),
+        user.as_ref().and_then(|u| u.password_hash.clone()),
+    )
+    .await;
     let user = match user {
         Some(u) if verified && !u.disabled => u,
         _ => {
