@@ -163,7 +163,7 @@ pub fn admin_router(state: AppState) -> Router {
                 .delete(admin::clients::delete),
         )
         .route(
-            "/admin/users/{username}",
+            &format!("{}/{{username}}", palisade_wire::contract::ADMIN_USERS_PATH),
             get(admin::users::get)
                 .put(admin::users::put)
                 .delete(admin::users::delete),
