@@ -11,6 +11,8 @@ pub struct Ttls {
     pub id: u64,
     pub refresh: u64,
     pub authorization_code: u64,
+    /// Browser sessions (the login cookie).
+    pub session: u64,
 }
 
 /// Everything the server reads at start-up.
@@ -83,6 +85,7 @@ impl Config {
                 id: secs(env::ID_TOKEN_TTL, 3600)?,
                 refresh: secs(env::REFRESH_TOKEN_TTL, 30 * 86400)?,
                 authorization_code: secs(env::AUTHORIZATION_CODE_TTL, 60)?,
+                session: secs(env::SESSION_TTL, 8 * 3600)?,
             },
             rate_limits,
             log_level: var(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),

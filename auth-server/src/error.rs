@@ -32,6 +32,47 @@ pub enum OAuthError {
     /// A rate limit refused the request: 429 with `Retry-After` (seconds).
     #[error("too many requests; retry later")]
     TooManyRequests(u64),
+    /// A valid bearer token without the scope the resource needs (RFC 6750 §3.1): 403.
+    #[error("{0}")]
+    InsufficientScope(String),
+}
+
+/// Errors of the authorization endpoint that are sent back to the client's (validated)
+/// redirect URI (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("{0}")]
+    UnsupportedResponseType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("the user must sign in, which prompt=none forbids")]
+    LoginRequired,
+    #[error("request objects are not supported")]
+    RequestNotSupported,
+    #[error("request_uri is not supported")]
+    RequestUriNotSupported,
+    #[error("the service is temporarily unavailable")]
+    TemporarilyUnavailable,
+}
+
+impl AuthorizationError {
+    /// The RFC error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthorizationError::InvalidRequest(_) => "invalid_request",
+            AuthorizationError::UnauthorizedClient(_) => "unauthorized_client",
+            AuthorizationError::UnsupportedResponseType(_) => "unsupported_response_type",
+            AuthorizationError::InvalidScope(_) => "invalid_scope",
+            AuthorizationError::LoginRequired => "login_required",
+            AuthorizationError::RequestNotSupported => "request_not_supported",
+            AuthorizationError::RequestUriNotSupported => "request_uri_not_supported",
+            AuthorizationError::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
 }
 
 impl OAuthError {
@@ -47,6 +88,7 @@ impl OAuthError {
             OAuthError::Unauthorized => "invalid_token",
             OAuthError::NotFound => "not_found",
             OAuthError::TooManyRequests(_) => "too_many_requests",
+            OAuthError::InsufficientScope(_) => "insufficient_scope",
         }
     }
 
@@ -56,6 +98,7 @@ impl OAuthError {
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::NotFound => StatusCode::NOT_FOUND,
             OAuthError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            OAuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -86,6 +129,12 @@ impl IntoResponse for OAuthError {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            OAuthError::InsufficientScope(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"insufficient_scope\""),
                 );
             }
             OAuthError::TemporarilyUnavailable => {

@@ -4,11 +4,15 @@
 pub mod admin;
 pub mod client_auth;
 pub mod config;
+pub mod cookies;
 pub mod endpoints;
 pub mod error;
+pub mod grants;
 pub mod keys;
 pub mod metrics;
+pub mod passwords;
 pub mod ratelimit;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod tokens;
@@ -70,10 +74,12 @@ async fn rate_limited(
     Ok(next.run(req).await)
 }
 
-/// The public router. Routes sit under the issuer's path component, if it has one.
+/// The public router. Routes sit under the issuer's path component, if it has one. The API
+/// routes allow any origin (CORS, no credentials); the browser pages do not.
 pub fn public_router(state: AppState) -> Router {
+    use ratelimit::Endpoint;
     let prefix = url_path(&state.config.issuer);
-    let routes = Router::new()
+    let api = Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(endpoints::discovery::discovery),
@@ -82,25 +88,59 @@ pub fn public_router(state: AppState) -> Router {
         .route(
             "/token",
             post(endpoints::token::token).route_layer(middleware::from_fn_with_state(
-                (state.clone(), ratelimit::Endpoint::Token),
+                (state.clone(), Endpoint::Token),
                 rate_limited,
             )),
         )
         .route(
             "/introspect",
             post(endpoints::introspect::introspect).route_layer(middleware::from_fn_with_state(
-                (state.clone(), ratelimit::Endpoint::Introspect),
+                (state.clone(), Endpoint::Introspect),
                 rate_limited,
             )),
         )
         .route(
             "/revoke",
             post(endpoints::revoke::revoke).route_layer(middleware::from_fn_with_state(
-                (state.clone(), ratelimit::Endpoint::Revoke),
+                (state.clone(), Endpoint::Revoke),
                 rate_limited,
             )),
         )
+        .route(
+            "/userinfo",
+            get(endpoints::userinfo::userinfo)
+                .post(endpoints::userinfo::userinfo)
+                .route_layer(middleware::from_fn_with_state(
+                    (state.clone(), Endpoint::Userinfo),
+                    rate_limited,
+                )),
+        )
         .layer(CorsLayer::permissive());
+    let browser = Router::new()
+        .route(
+            "/authorize",
+            get(endpoints::authorize::authorize_get)
+                .post(endpoints::authorize::authorize_post)
+                .route_layer(middleware::from_fn_with_state(
+                    (state.clone(), Endpoint::Authorize),
+                    rate_limited,
+                )),
+        )
+        .route(
+            "/login",
+            get(endpoints::login::login_get)
+                .post(endpoints::login::login_post)
+                .route_layer(middleware::from_fn_with_state(
+                    (state.clone(), Endpoint::Authorize),
+                    rate_limited,
+                )),
+        )
+        .route(
+            "/end_session",
+            get(endpoints::end_session::end_session_get)
+                .post(endpoints::end_session::end_session_post),
+        );
+    let routes = api.merge(browser);
     let app = if prefix.is_empty() {
         routes
     } else {
@@ -121,6 +161,12 @@ pub fn admin_router(state: AppState) -> Router {
             get(admin::clients::get)
                 .put(admin::clients::put)
                 .delete(admin::clients::delete),
+        )
+        .route(
+            &format!("{}/{{username}}", palisade_wire::contract::ADMIN_USERS_PATH),
+            get(admin::users::get)
+                .put(admin::users::put)
+                .delete(admin::users::delete),
         )
         .layer(middleware::from_fn_with_state(
             state.clone(),

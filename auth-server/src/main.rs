@@ -3,16 +3,19 @@
 use clap::{Parser, Subcommand};
 use palisade_auth_server::config::Config;
 use palisade_auth_server::keys::KeyStore;
-use palisade_auth_server::metrics::Metrics;
-use palisade_auth_server::state::AppState;
-use palisade_auth_server::store::{memory::MemoryStore, postgres, Store};
+use palisade_auth_server::state::{AppState, Secrets};
+use palisade_auth_server::store::{memory::MemoryStore, postgres, Store, User};
 use palisade_auth_server::{admin_router, public_router};
-use palisade_wire::contract::INTERNAL_ADMIN_TOKEN_KEY;
 use palisade_wire::registration::{
     hash_client_secret, random_token, ClientRegistration, GrantType, TokenEndpointAuthMethod,
 };
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Redirect URI of the development client (a local RP listening on port 8765).
+const DEV_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
+/// Post-logout redirect URI of the development client.
+const DEV_POST_LOGOUT_URI: &str = "http://127.0.0.1:8765/";
 
 #[derive(Parser)]
 #[command(
@@ -94,35 +97,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         None => KeyStore::development()?,
     };
-    let admin_token = match &config.internal_dir {
-        Some(dir) => std::fs::read_to_string(dir.join(INTERNAL_ADMIN_TOKEN_KEY))
-            .map_err(|e| anyhow::anyhow!("reading the admin token from {}: {e}", dir.display()))?
-            .trim()
-            .to_string(),
-        None => random_token(32),
-    };
-    let metrics = Metrics::default();
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let state = AppState {
-        config: Arc::new(config.clone()),
-        store: store.clone(),
-        keys,
-        metrics,
-        registry: Arc::new(registry),
-        admin_token: Arc::new(admin_token.clone()),
-        limiter: Arc::new(palisade_auth_server::ratelimit::RateLimiter::new(
-            config.rate_limits.clone(),
-        )),
-    };
+    let secrets = Secrets::load(config.internal_dir.as_deref())?;
+    let admin_token = secrets.admin_token.clone();
+    let state = AppState::new(config.clone(), store.clone(), keys, secrets)?;
     if dev {
         let secret = random_token(32);
         store
             .put_client(&ClientRegistration {
                 client_id: "dev-client".into(),
                 client_name: Some("Development client".into()),
-                redirect_uris: vec!["http://127.0.0.1:3000/callback".into()],
-                post_logout_redirect_uris: vec![],
+                redirect_uris: vec![
+                    DEV_REDIRECT_URI.into(),
+                    "http://127.0.0.1:3000/callback".into(),
+                ],
+                post_logout_redirect_uris: vec![DEV_POST_LOGOUT_URI.into()],
                 grant_types: vec![
                     GrantType::ClientCredentials,
                     GrantType::AuthorizationCode,
@@ -139,9 +127,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 client_secret_hash: Some(hash_client_secret(&secret)),
             })
             .await?;
+        let password = random_token(12);
+        store
+            .put_user(&User {
+                username: "dev".into(),
+                sub: random_token(16),
+                password_hash: Some(state.passwords.hash(&password)?),
+                email: Some("dev@example.com".into()),
+                email_verified: true,
+                name: Some("Development User".into()),
+                disabled: false,
+            })
+            .await?;
         // Development only (in-memory store): print what a developer needs to try it.
         println!("development issuer {} (in-memory store)", config.issuer);
         println!("dev client: client_id=dev-client client_secret={secret}");
+        println!("dev client redirect URI: {DEV_REDIRECT_URI}");
+        println!("dev user: username=dev password={password}");
         println!("admin token: {admin_token}");
     }
     let public = tokio::net::TcpListener::bind(config.public_addr).await?;

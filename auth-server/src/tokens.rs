@@ -1,14 +1,74 @@
-//! Access tokens: JWTs per RFC 9068 (`typ: at+jwt`), signed by the key the clock makes
-//! active, and their verification for introspection.
+//! Access tokens (JWTs per RFC 9068, `typ: at+jwt`) and ID tokens (OpenID Connect Core §2),
+//! signed by the key the clock makes active, and their verification.
 
 use crate::keys::LoadedKeys;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::Validation;
+use palisade_wire::keyset::Algorithm;
 use palisade_wire::registration::random_token;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha512};
 
 /// JOSE `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// JOSE `typ` of ID tokens.
+pub const ID_TOKEN_TYP: &str = "JWT";
+
+/// Claims of an ID token. Profile claims are included by scope, as at `/userinfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub azp: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_hash: Option<String>,
+    pub sid: String,
+    #[serde(flatten)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `at_hash` (OpenID Connect Core §3.1.3.6): the left half of the hash of the access token,
+/// base64url. The hash is the one of the signing algorithm: SHA-256 for ES256 and RS256,
+/// SHA-512 for EdDSA with Ed25519 (as the OpenID errata and common RPs read it).
+pub fn at_hash(access_token: &str, alg: Algorithm) -> String {
+    let digest: Vec<u8> = match alg {
+        Algorithm::ES256 | Algorithm::RS256 => Sha256::digest(access_token.as_bytes()).to_vec(),
+        Algorithm::EdDSA => Sha512::digest(access_token.as_bytes()).to_vec(),
+    };
+    B64.encode(&digest[..digest.len() / 2])
+}
+
+/// Verifies an ID token we issued, as sent back in `id_token_hint`: signature and issuer
+/// must hold, expiry does not matter (a logout often comes after the token expired).
+pub fn verify_id_token_hint(
+    keys: &LoadedKeys,
+    issuer: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<IdClaims, Invalid> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Invalid::Malformed)?;
+    let kid = header.kid.ok_or(Invalid::UnknownKey)?;
+    let (key, alg) = keys.decoder(&kid, now).ok_or(Invalid::UnknownKey)?;
+    if header.alg != *alg {
+        return Err(Invalid::BadSignatureOrClaims);
+    }
+    let mut validation = Validation::new(*alg);
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    jsonwebtoken::decode::<IdClaims>(token, key, &validation)
+        .map(|d| d.claims)
+        .map_err(|_| Invalid::BadSignatureOrClaims)
+}
 
 /// Claims of an access token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +101,31 @@ impl AccessClaims {
             exp: now.timestamp() + ttl_secs as i64,
             iat: now.timestamp(),
             jti: random_token(16),
+            client_id: client_id.to_string(),
+            scope,
+        }
+    }
+}
+
+impl AccessClaims {
+    /// Claims for a user's token obtained by `client_id` (audience: this issuer, whose
+    /// `/userinfo` accepts it), with a `jti` chosen by the caller.
+    pub fn for_user(
+        issuer: &str,
+        client_id: &str,
+        sub: &str,
+        scope: String,
+        jti: String,
+        now: DateTime<Utc>,
+        ttl_secs: u64,
+    ) -> Self {
+        AccessClaims {
+            iss: issuer.to_string(),
+            sub: sub.to_string(),
+            aud: issuer.to_string(),
+            exp: now.timestamp() + ttl_secs as i64,
+            iat: now.timestamp(),
+            jti,
             client_id: client_id.to_string(),
             scope,
         }
@@ -87,7 +172,51 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use palisade_wire::keyset::{Algorithm, GeneratedKey, KeySet};
+    use palisade_wire::keyset::{GeneratedKey, KeySet};
+
+    #[test]
+    fn at_hash_matches_the_openid_example() {
+        // OpenID Connect Core, Appendix A.3: the access token and at_hash of the RS256 example.
+        assert_eq!(
+            at_hash(
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y",
+                Algorithm::RS256
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        assert_eq!(at_hash("x", Algorithm::ES256).len(), 22, "16 bytes");
+        assert_eq!(
+            at_hash("x", Algorithm::EdDSA).len(),
+            43,
+            "32 bytes of SHA-512"
+        );
+    }
+
+    #[test]
+    fn id_token_hints_verify_after_expiry_but_not_when_forged() {
+        let keys = keys();
+        let now = Utc::now();
+        let claims = IdClaims {
+            iss: "https://id.example".into(),
+            sub: "u1".into(),
+            aud: "app".into(),
+            azp: "app".into(),
+            exp: now.timestamp() - 10,
+            iat: now.timestamp() - 100,
+            auth_time: now.timestamp() - 100,
+            nonce: None,
+            at_hash: None,
+            sid: "s1".into(),
+            profile: Default::default(),
+        };
+        let token = keys.sign(&claims, ID_TOKEN_TYP, now).unwrap();
+        assert_eq!(
+            verify_id_token_hint(&keys, "https://id.example", &token, now).unwrap(),
+            claims
+        );
+        assert!(verify_id_token_hint(&keys, "https://other.example", &token, now).is_err());
+        assert!(verify_id_token_hint(&keys, "https://id.example", "a.b.c", now).is_err());
+    }
 
     fn keys() -> LoadedKeys {
         let now = Utc::now();

@@ -9,6 +9,7 @@ struct Server {
     child: Child,
     base: String,
     secret: String,
+    dev_password: String,
 }
 
 impl Drop for Server {
@@ -39,21 +40,32 @@ fn start(rate_limits: &str) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .expect("auth-server starts");
+    // Drain stdout for the server's whole life: a closed pipe would fail its later prints.
+    let (tx, rx) = std::sync::mpsc::channel();
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let secret = stdout
-        .lines()
-        .map_while(Result::ok)
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = rx.iter();
+    let secret = lines
+        .by_ref()
         .find_map(|l| l.split("client_secret=").nth(1).map(str::to_string))
         .expect("dev client printed");
+    let dev_password = lines
+        .find_map(|l| l.split("username=dev password=").nth(1).map(str::to_string))
+        .expect("dev user printed");
     Server {
         child,
         base,
         secret,
+        dev_password,
     }
 }
 
 async fn wait_ready(base: &str) {
-    for _ in 0..100 {
+    for _ in 0..400 {
         if reqwest::get(format!("{base}/readyz"))
             .await
             .is_ok_and(|r| r.status() == 200)
@@ -160,4 +172,115 @@ async fn dev_issuer_issues_introspects_revokes_and_limits() {
         statuses.iter().filter(|s| **s == 429).count() >= 2,
         "{statuses:?}"
     );
+}
+
+/// The printed development client and user can do the authorization code flow as documented
+/// (redirect URI http://127.0.0.1:8765/callback, no PKCE needed for a confidential client).
+#[tokio::test]
+async fn dev_client_and_dev_user_do_the_code_flow() {
+    let s = start("{}");
+    wait_ready(&s.base).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:8765/callback";
+    let to_login = http
+        .get(format!("{}/authorize", s.base))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "dev-client"),
+            ("redirect_uri", redirect),
+            ("scope", "openid profile email"),
+            ("state", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(to_login.status(), 303);
+    let login_url = to_login.headers()["location"].to_str().unwrap().to_string();
+    let page = http.get(&login_url).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text().await.unwrap();
+    let hidden = |name: &str| {
+        let needle = format!("name=\"{name}\" value=\"");
+        let start = html.find(&needle).unwrap() + needle.len();
+        html[start..start + html[start..].find('"').unwrap()].to_string()
+    };
+    let done = http
+        .post(format!("{}/login", s.base))
+        .header("cookie", cookie)
+        .form(&[
+            ("request", hidden("request")),
+            ("csrf", hidden("csrf")),
+            ("username", "dev".into()),
+            ("password", s.dev_password.clone()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let location = url::Url::parse(done.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(location.as_str().starts_with(redirect));
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let tokens: serde_json::Value = http
+        .post(format!("{}/token", s.base))
+        .basic_auth("dev-client", Some(s.secret.clone()))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+}
+
+/// `/authorize`, `/login` (sharing the authorize bucket) and `/userinfo` are rate limited.
+#[tokio::test]
+async fn authorize_login_and_userinfo_are_rate_limited() {
+    let s = start(
+        r#"{"authorize":{"requestsPerMinute":1,"burst":2},"userinfo":{"requestsPerMinute":1,"burst":2}}"#,
+    );
+    wait_ready(&s.base).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for path in ["/authorize", "/login?request=x", "/authorize"] {
+        let r = http.get(format!("{}{path}", s.base)).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses, [400, 400, 429], "two in the burst, then limited");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = http
+            .get(format!("{}/userinfo", s.base))
+            .bearer_auth("x")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429]);
 }

@@ -9,6 +9,9 @@ pub const ADMIN_PORT: u16 = 8081;
 /// Path prefix of the admin client registry: `PUT/GET/DELETE {ADMIN_CLIENTS_PATH}/{client_id}`.
 pub const ADMIN_CLIENTS_PATH: &str = "/admin/clients";
 
+/// Path prefix of the admin user registry: `PUT/GET/DELETE {ADMIN_USERS_PATH}/{username}`.
+pub const ADMIN_USERS_PATH: &str = "/admin/users";
+
 /// Key of the key-set JSON inside Secret `<provider>-signing-keys`.
 pub const KEYSET_SECRET_KEY: &str = "keyset.json";
 /// Directory where the signing-key Secret is mounted.
@@ -47,6 +50,8 @@ pub mod env {
     pub const REFRESH_TOKEN_TTL: &str = "PALISADE_REFRESH_TOKEN_TTL_SECONDS";
     /// Authorization-code lifetime in seconds.
     pub const AUTHORIZATION_CODE_TTL: &str = "PALISADE_AUTHORIZATION_CODE_TTL_SECONDS";
+    /// Browser-session lifetime in seconds (default 8 hours).
+    pub const SESSION_TTL: &str = "PALISADE_SESSION_TTL_SECONDS";
     /// Rate limits as JSON of [`crate::contract::RateLimits`].
     pub const RATE_LIMITS: &str = "PALISADE_RATE_LIMITS";
     /// Log filter, e.g. `info` or `palisade_auth_server=debug`.

@@ -1,7 +1,8 @@
-//! The admin API (port 8081, never behind the Ingress): client registry and metrics. Every
-//! route but `/metrics` needs the bearer token from the internal Secret.
+//! The admin API (port 8081, never behind the Ingress): client and user registries and
+//! metrics. Every route but `/metrics` needs the bearer token from the internal Secret.
 
 pub mod clients;
+pub mod users;
 
 use crate::error::OAuthError;
 use crate::state::AppState;

@@ -1,7 +1,7 @@
 //! `/introspect` (RFC 7662): a client-authenticated check of a token. Palisade's own JWT
 //! access tokens are verified with the published keys and checked against revocations.
 
-use super::{form, required, Params};
+use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -15,7 +15,7 @@ use axum::{Form, Json};
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Form<Params>, FormRejection>,
+    body: Result<Form<FormPairs>, FormRejection>,
 ) -> Result<Json<serde_json::Value>, OAuthError> {
     let p = form(body)?;
     let client = authenticate_form(state.store.as_ref(), &headers, &p).await?;

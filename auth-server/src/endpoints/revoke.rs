@@ -1,10 +1,11 @@
-//! `/revoke` (RFC 7009): revokes an access token the calling client holds. Unknown or invalid
-//! tokens are answered 200 too, as the RFC requires.
+//! `/revoke` (RFC 7009): revokes an access token or a refresh token (its whole family) the
+//! calling client holds. Unknown or invalid tokens are answered 200 too, as the RFC requires.
 
-use super::{form, required, Params};
+use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
 use crate::error::OAuthError;
 use crate::state::AppState;
+use crate::store::secret_hash;
 use crate::tokens::verify;
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use axum::Form;
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Form<Params>, FormRejection>,
+    body: Result<Form<FormPairs>, FormRejection>,
 ) -> Result<StatusCode, OAuthError> {
     let p = form(body)?;
     let client = authenticate_form(state.store.as_ref(), &headers, &p).await?;
@@ -31,6 +32,13 @@ pub async fn revoke(
             let expires =
                 chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(chrono::Utc::now);
             state.store.revoke_jti(&claims.jti, expires).await?;
+        }
+    } else if let Some(g) = state.store.refresh(&secret_hash(token)).await? {
+        if g.client_id == client.client_id {
+            state
+                .store
+                .revoke_family(&g.family_id, g.expires_at)
+                .await?;
         }
     }
     Ok(StatusCode::OK)

@@ -1,16 +1,40 @@
 //! In-memory storage for development and tests (one process, nothing survives a restart).
 
-use super::{Store, StoreError};
+use super::{
+    CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
+};
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+
+/// A single-use record: the grant and whether it was used.
+type Once<T> = (T, bool);
 
 /// Everything in maps behind locks held only for the copy in or out.
 #[derive(Default)]
 pub struct MemoryStore {
     clients: RwLock<HashMap<String, ClientRegistration>>,
     revoked: RwLock<HashMap<String, DateTime<Utc>>>,
+    users: RwLock<HashMap<String, User>>,
+    pending: Mutex<HashMap<String, PendingAuthorization>>,
+    codes: Mutex<HashMap<String, Once<CodeGrant>>>,
+    refresh: Mutex<HashMap<String, Once<RefreshGrant>>>,
+    revoked_families: Mutex<HashMap<String, DateTime<Utc>>>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// A single-use redemption under one lock: mark used, report replays.
+fn redeem<T: Clone>(map: &Mutex<HashMap<String, Once<T>>>, key: &str) -> Redeemed<T> {
+    let mut map = map.lock().expect("lock");
+    match map.get_mut(key) {
+        Some((grant, used)) if *used => Redeemed::AlreadyUsed(grant.clone()),
+        Some((grant, used)) => {
+            *used = true;
+            Redeemed::Fresh(grant.clone())
+        }
+        None => Redeemed::Unknown,
+    }
 }
 
 #[async_trait::async_trait]
@@ -49,6 +73,119 @@ impl Store for MemoryStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.users.read().expect("lock").get(username).cloned())
+    }
+
+    async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .users
+            .read()
+            .expect("lock")
+            .values()
+            .find(|u| u.sub == sub)
+            .cloned())
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        self.users
+            .write()
+            .expect("lock")
+            .insert(user.username.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        Ok(self.users.write().expect("lock").remove(username).is_some())
+    }
+
+    async fn put_pending(
+        &self,
+        id: &str,
+        pending: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
+        let mut map = self.pending.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, p| p.expires_at > now);
+        map.insert(id.to_string(), pending.clone());
+        Ok(())
+    }
+
+    async fn pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
+        Ok(self.pending.lock().expect("lock").get(id).cloned())
+    }
+
+    async fn take_pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
+        Ok(self.pending.lock().expect("lock").remove(id))
+    }
+
+    async fn put_code(&self, code_hash: &str, grant: &CodeGrant) -> Result<(), StoreError> {
+        let mut map = self.codes.lock().expect("lock");
+        // Used codes are kept until they expire so that replays are recognised.
+        let now = Utc::now();
+        map.retain(|_, (g, _)| g.expires_at > now);
+        map.insert(code_hash.to_string(), (grant.clone(), false));
+        Ok(())
+    }
+
+    async fn redeem_code(&self, code_hash: &str) -> Result<Redeemed<CodeGrant>, StoreError> {
+        Ok(redeem(&self.codes, code_hash))
+    }
+
+    async fn put_refresh(&self, token_hash: &str, grant: &RefreshGrant) -> Result<(), StoreError> {
+        let mut map = self.refresh.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, (g, _)| g.expires_at > now);
+        map.insert(token_hash.to_string(), (grant.clone(), false));
+        Ok(())
+    }
+
+    async fn redeem_refresh(&self, token_hash: &str) -> Result<Redeemed<RefreshGrant>, StoreError> {
+        Ok(redeem(&self.refresh, token_hash))
+    }
+
+    async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError> {
+        Ok(self
+            .refresh
+            .lock()
+            .expect("lock")
+            .get(token_hash)
+            .map(|(g, _)| g.clone()))
+    }
+
+    async fn revoke_family(&self, family_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut map = self.revoked_families.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, exp| *exp > now);
+        map.insert(family_id.to_string(), until);
+        Ok(())
+    }
+
+    async fn is_family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .revoked_families
+            .lock()
+            .expect("lock")
+            .contains_key(family_id))
+    }
+
+    async fn put_session(&self, token_hash: &str, session: &Session) -> Result<(), StoreError> {
+        let mut map = self.sessions.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, s| s.expires_at > now);
+        map.insert(token_hash.to_string(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions.lock().expect("lock").get(token_hash).cloned())
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.sessions.lock().expect("lock").remove(token_hash);
         Ok(())
     }
 }

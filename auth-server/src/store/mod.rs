@@ -1,16 +1,113 @@
 //! Storage behind one trait: PostgreSQL in production (`postgres.rs`), in memory for
 //! development and tests (`memory.rs`).
+//!
+//! Authorization codes, refresh tokens and session cookies are secrets: the store only ever
+//! sees their SHA-256 ([`secret_hash`]), so a database dump cannot be replayed.
 
 pub mod memory;
 pub mod postgres;
 
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// Storage is unreachable or failed; clients get a 503.
 #[derive(Debug, thiserror::Error)]
 #[error("storage: {0}")]
 pub struct StoreError(pub String);
+
+/// The storage key of an opaque secret (code, refresh token, session token): hex SHA-256.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// An end user who can sign in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub username: String,
+    /// Stable subject identifier (`sub`), generated when the user is created.
+    pub sub: String,
+    /// argon2id PHC string (peppered); never leaves the server.
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub disabled: bool,
+}
+
+/// A validated authorization request, parked while the user signs in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Granted scopes, space-separated, `openid` first.
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    /// S256 code challenge (RFC 7636), when the client sent one.
+    pub code_challenge: Option<String>,
+    /// `max_age` in seconds: a session older than this must sign in again.
+    pub max_age: Option<u64>,
+}
+
+/// A pending authorization request and when it lapses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    pub request: AuthorizationRequest,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What an authorization code stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeGrant {
+    pub request: AuthorizationRequest,
+    /// The user's `sub`.
+    pub sub: String,
+    pub auth_time: i64,
+    /// Session id (`sid` claim).
+    pub sid: String,
+    /// Chosen when the code is issued, so a replayed code can revoke what its first use minted
+    /// without a lookup table: the refresh-token family and the access token's `jti`.
+    pub family_id: String,
+    pub access_jti: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One refresh token (stored under its hash); each use rotates it to a new one in the same
+/// family.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshGrant {
+    pub family_id: String,
+    pub client_id: String,
+    pub sub: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub sid: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A signed-in browser (stored under the hash of its cookie token).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Public session id, the `sid` claim; not the cookie secret.
+    pub sid: String,
+    pub sub: String,
+    pub auth_time: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Outcome of presenting a single-use secret (code or refresh token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redeemed<T> {
+    /// First use; it is now marked used (atomically, across replicas).
+    Fresh(T),
+    /// It was used before: a replay.
+    AlreadyUsed(T),
+    /// Never issued, or purged.
+    Unknown,
+}
 
 /// What the provider persists.
 #[async_trait::async_trait]
@@ -27,4 +124,46 @@ pub trait Store: Send + Sync + 'static {
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Checks that storage answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A user by username.
+    async fn user(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// A user by subject identifier.
+    async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError>;
+    /// Creates or replaces a user (keyed by username).
+    async fn put_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Removes a user; returns whether it existed.
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+
+    /// Parks an authorization request under an opaque id.
+    async fn put_pending(&self, id: &str, pending: &PendingAuthorization)
+        -> Result<(), StoreError>;
+    /// Reads a parked request (expired ones are the caller's to refuse).
+    async fn pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError>;
+    /// Removes and returns a parked request, atomically: only one caller gets it.
+    async fn take_pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError>;
+
+    /// Stores an authorization code under its hash.
+    async fn put_code(&self, code_hash: &str, grant: &CodeGrant) -> Result<(), StoreError>;
+    /// Marks a code used and returns it; a second call sees [`Redeemed::AlreadyUsed`].
+    async fn redeem_code(&self, code_hash: &str) -> Result<Redeemed<CodeGrant>, StoreError>;
+
+    /// Stores a refresh token under its hash.
+    async fn put_refresh(&self, token_hash: &str, grant: &RefreshGrant) -> Result<(), StoreError>;
+    /// Marks a refresh token used and returns it; a second call sees
+    /// [`Redeemed::AlreadyUsed`].
+    async fn redeem_refresh(&self, token_hash: &str) -> Result<Redeemed<RefreshGrant>, StoreError>;
+    /// A refresh token without using it (revocation).
+    async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError>;
+    /// Revokes every refresh token of a family, including ones minted later by a racing use;
+    /// the mark is kept until `until` (when the family's last token has expired).
+    async fn revoke_family(&self, family_id: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Whether a family was revoked.
+    async fn is_family_revoked(&self, family_id: &str) -> Result<bool, StoreError>;
+
+    /// Stores a session under the hash of its cookie token.
+    async fn put_session(&self, token_hash: &str, session: &Session) -> Result<(), StoreError>;
+    /// A session by cookie-token hash.
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
+    /// Ends a session.
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 }

@@ -1,11 +1,16 @@
 //! PostgreSQL storage (sqlx). Schema: `migrations/`. Every query has a bounded wait, so an
 //! outage becomes a quick 503 rather than a hung request.
 
-use super::{Store, StoreError};
+use super::{
+    CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
+};
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use serde::de::DeserializeOwned;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The migrations this binary carries; the highest version is the schema it needs.
@@ -20,11 +25,39 @@ pub fn required_schema_version() -> i64 {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    inserts: Arc<AtomicU64>,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
     StoreError(e.to_string())
 }
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError(e.to_string()))
+}
+
+fn from_json<T: DeserializeOwned>(row: &PgRow, column: &str) -> Result<T, StoreError> {
+    let json: serde_json::Value = row.try_get(column).map_err(err)?;
+    serde_json::from_value(json).map_err(|e| StoreError(e.to_string()))
+}
+
+/// Expired rows are purged lazily: one insert in this many also deletes its table's expired
+/// rows (an index range scan), so no background job is needed.
+const PURGE_EVERY: u64 = 64;
+
+fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        username: r.try_get("username").map_err(err)?,
+        sub: r.try_get("sub").map_err(err)?,
+        password_hash: r.try_get("password_hash").map_err(err)?,
+        email: r.try_get("email").map_err(err)?,
+        email_verified: r.try_get("email_verified").map_err(err)?,
+        name: r.try_get("name").map_err(err)?,
+        disabled: r.try_get("disabled").map_err(err)?,
+    })
+}
+
+const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified, name, disabled";
 
 impl PostgresStore {
     /// Connects lazily: the server starts (and reports not-ready) while the database is down.
@@ -34,7 +67,56 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(2))
             .connect_lazy(url)
             .map_err(err)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            inserts: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Deletes expired rows of `table` now and then (see [`PURGE_EVERY`]).
+    async fn maybe_purge(&self, table: &str) -> Result<(), StoreError> {
+        if self
+            .inserts
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY)
+        {
+            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < now()"))
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// A single-use redemption: the first caller flips `used_at` (one atomic UPDATE, so only
+    /// one replica wins); later callers find the row already used.
+    async fn redeem<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        key_column: &str,
+        key: &str,
+    ) -> Result<Redeemed<T>, StoreError> {
+        let fresh = sqlx::query(&format!(
+            "UPDATE {table} SET used_at = now() WHERE {key_column} = $1 AND used_at IS NULL RETURNING grant_data"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        if let Some(row) = fresh {
+            return Ok(Redeemed::Fresh(from_json(&row, "grant_data")?));
+        }
+        let used = sqlx::query(&format!(
+            "SELECT grant_data FROM {table} WHERE {key_column} = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        match used {
+            Some(row) => Ok(Redeemed::AlreadyUsed(from_json(&row, "grant_data")?)),
+            None => Ok(Redeemed::Unknown),
+        }
     }
 
     /// Applies pending migrations; returns the schema version afterwards.
@@ -111,6 +193,204 @@ impl Store for PostgresStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+    }
+
+    async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError> {
+        sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE sub = $1"))
+            .bind(sub)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn put_user(&self, u: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+             ON CONFLICT (username) DO UPDATE SET sub = EXCLUDED.sub,
+               password_hash = EXCLUDED.password_hash, email = EXCLUDED.email,
+               email_verified = EXCLUDED.email_verified, name = EXCLUDED.name,
+               disabled = EXCLUDED.disabled, updated_at = now()",
+        )
+        .bind(&u.username)
+        .bind(&u.sub)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(&u.name)
+        .bind(u.disabled)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_pending(
+        &self,
+        id: &str,
+        pending: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
+        self.maybe_purge("authorization_requests").await?;
+        sqlx::query(
+            "INSERT INTO authorization_requests (id, request, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(to_json(pending)?)
+        .bind(pending.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
+        sqlx::query("SELECT request FROM authorization_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "request"))
+            .transpose()
+    }
+
+    async fn take_pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
+        sqlx::query("DELETE FROM authorization_requests WHERE id = $1 RETURNING request")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "request"))
+            .transpose()
+    }
+
+    async fn put_code(&self, code_hash: &str, grant: &CodeGrant) -> Result<(), StoreError> {
+        self.maybe_purge("authorization_codes").await?;
+        sqlx::query(
+            "INSERT INTO authorization_codes (code_hash, grant_data, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(code_hash)
+        .bind(to_json(grant)?)
+        .bind(grant.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn redeem_code(&self, code_hash: &str) -> Result<Redeemed<CodeGrant>, StoreError> {
+        self.redeem("authorization_codes", "code_hash", code_hash)
+            .await
+    }
+
+    async fn put_refresh(&self, token_hash: &str, grant: &RefreshGrant) -> Result<(), StoreError> {
+        self.maybe_purge("refresh_tokens").await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, grant_data, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(&grant.family_id)
+        .bind(to_json(grant)?)
+        .bind(grant.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn redeem_refresh(&self, token_hash: &str) -> Result<Redeemed<RefreshGrant>, StoreError> {
+        self.redeem("refresh_tokens", "token_hash", token_hash)
+            .await
+    }
+
+    async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError> {
+        sqlx::query("SELECT grant_data FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "grant_data"))
+            .transpose()
+    }
+
+    async fn revoke_family(&self, family_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        self.maybe_purge("revoked_refresh_families").await?;
+        sqlx::query(
+            "INSERT INTO revoked_refresh_families (family_id, expires_at) VALUES ($1, $2)
+             ON CONFLICT (family_id) DO UPDATE SET expires_at = GREATEST(revoked_refresh_families.expires_at, EXCLUDED.expires_at)",
+        )
+        .bind(family_id)
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn is_family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM revoked_refresh_families WHERE family_id = $1")
+            .bind(family_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(row.is_some())
+    }
+
+    async fn put_session(&self, token_hash: &str, session: &Session) -> Result<(), StoreError> {
+        self.maybe_purge("sessions").await?;
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, session_data, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(to_json(session)?)
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        sqlx::query("SELECT session_data FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "session_data"))
+            .transpose()
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
             .execute(&self.pool)
             .await
             .map_err(err)?;

@@ -1,0 +1,197 @@
+//! `PUT/GET/DELETE /admin/users/{username}`: the user registry (idempotent). Passwords arrive
+//! in clear over the admin port and are stored only as peppered argon2id hashes; nothing
+//! returned ever contains a hash.
+
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::store::User;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use palisade_wire::registration::random_token;
+use serde::{Deserialize, Serialize};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Body of `PUT /admin/users/{username}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserUpdate {
+    /// New password; absent on an update keeps the current one (required on creation).
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// A user as the admin API shows it (no password hash).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub username: String,
+    pub sub: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub disabled: bool,
+    pub has_password: bool,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView {
+            has_password: u.password_hash.is_some(),
+            username: u.username,
+            sub: u.sub,
+            email: u.email,
+            email_verified: u.email_verified,
+            name: u.name,
+            disabled: u.disabled,
+        }
+    }
+}
+
+/// Checks a username and an update beyond their JSON shape. Pure.
+pub fn validate(username: &str, u: &UserUpdate, exists: bool) -> Result<(), OAuthError> {
+    let bad = |m: &str| Err(OAuthError::InvalidRequest(m.into()));
+    if username.is_empty() || username.len() > crate::endpoints::login::MAX_USERNAME_LEN {
+        return bad("username must be 1 to 256 bytes");
+    }
+    if username
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return bad("username must not contain spaces or control characters");
+    }
+    match &u.password {
+        None if !exists => bad("password is required when creating a user"),
+        Some(p) if p.chars().count() < MIN_PASSWORD_LEN => {
+            bad("password must be at least 8 characters")
+        }
+        Some(p) if p.len() > crate::endpoints::login::MAX_PASSWORD_LEN => {
+            bad("password must be at most 1024 bytes")
+        }
+        _ => Ok(()),
+    }?;
+    if u.email
+        .as_ref()
+        .is_some_and(|e| e.len() > 320 || !e.contains('@'))
+    {
+        return bad("email must be an address of at most 320 bytes");
+    }
+    if u.name.as_ref().is_some_and(|n| n.len() > 256) {
+        return bad("name must be at most 256 bytes");
+    }
+    Ok(())
+}
+
+/// Creates or updates a user.
+pub async fn put(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    body: Result<Json<UserUpdate>, JsonRejection>,
+) -> Result<StatusCode, OAuthError> {
+    let Json(update) = body.map_err(|e| OAuthError::InvalidRequest(e.body_text()))?;
+    let existing = state.store.user(&username).await?;
+    validate(&username, &update, existing.is_some())?;
+    let password_hash = match update.password {
+        Some(p) => Some(
+            crate::passwords::hash_blocking(state.passwords.clone(), p)
+                .await
+                .map_err(|_| OAuthError::TemporarilyUnavailable)?,
+        ),
+        None => existing.as_ref().and_then(|u| u.password_hash.clone()),
+    };
+    let created = existing.is_none();
+    let user = User {
+        sub: existing.map(|u| u.sub).unwrap_or_else(|| random_token(16)),
+        username: username.clone(),
+        password_hash,
+        email: update.email,
+        email_verified: update.email_verified,
+        name: update.name,
+        disabled: update.disabled,
+    };
+    state.store.put_user(&user).await?;
+    tracing::info!(sub = %user.sub, created, disabled = user.disabled, "user saved");
+    Ok(if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    })
+}
+
+/// Reads a user (never the hash).
+pub async fn get(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<UserView>, OAuthError> {
+    state
+        .store
+        .user(&username)
+        .await?
+        .map(|u| Json(u.into()))
+        .ok_or(OAuthError::NotFound)
+}
+
+/// Removes a user; an unknown user is a 404.
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<StatusCode, OAuthError> {
+    if state.store.delete_user(&username).await? {
+        tracing::info!("user deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(OAuthError::NotFound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(password: Option<&str>) -> UserUpdate {
+        UserUpdate {
+            password: password.map(str::to_string),
+            email: Some("a@example.com".into()),
+            email_verified: true,
+            name: None,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn creation_needs_a_password_and_updates_may_keep_it() {
+        assert!(validate("alice", &update(None), false).is_err());
+        assert!(validate("alice", &update(None), true).is_ok());
+        assert!(validate("alice", &update(Some("short")), true).is_err());
+        assert!(validate("alice", &update(Some("long enough")), false).is_ok());
+        assert!(validate("al ice", &update(Some("long enough")), false).is_err());
+        assert!(validate("", &update(Some("long enough")), false).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_and_views_hide_the_hash() {
+        assert!(serde_json::from_str::<UserUpdate>(r#"{"password":"x","admin":true}"#).is_err());
+        let view = UserView::from(User {
+            username: "a".into(),
+            sub: "s".into(),
+            password_hash: Some("$argon2id$secret".into()),
+            email: None,
+            email_verified: false,
+            name: None,
+            disabled: false,
+        });
+        let json = serde_json::to_string(&view).unwrap();
+        assert!(!json.contains("argon2") && json.contains("\"hasPassword\":true"));
+    }
+}

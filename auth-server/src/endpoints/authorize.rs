@@ -1,0 +1,595 @@
+//! `/authorize` (RFC 6749 §4.1, OpenID Connect Core §3.1.2), GET and POST.
+//!
+//! The request is parsed once into an [`AuthorizationRequest`]. Until the client and its
+//! redirect URI are known to be registered, errors are shown as a page and never redirected
+//! (an open redirector otherwise); afterwards they go back to the redirect URI with `state`
+//! and `iss` (RFC 9207). A signed-in browser gets a code at once; otherwise the request is
+//! parked and the browser sent to `/login`.
+
+use super::html;
+use crate::error::AuthorizationError;
+use crate::grants::pkce;
+use crate::sessions;
+use crate::state::AppState;
+use crate::store::{secret_hash, AuthorizationRequest, CodeGrant, PendingAuthorization, Session};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use chrono::{DateTime, Utc};
+use palisade_wire::registration::{random_token, ClientRegistration, GrantType};
+use std::collections::HashMap;
+
+/// How long a parked request waits for the user to sign in.
+pub const LOGIN_REQUEST_TTL_SECS: i64 = 15 * 60;
+/// Longest accepted value of any authorization parameter.
+pub const MAX_PARAM_LEN: usize = 2048;
+
+/// Raw parameters in order, duplicates kept (so that they can be refused).
+pub type RawParams = Vec<(String, String)>;
+
+/// A validated request plus the `prompt`/`max_age` decisions that do not need storing.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Validated {
+    pub request: AuthorizationRequest,
+    /// `prompt=none`: never show the login page.
+    pub prompt_none: bool,
+    /// `prompt=login`: sign in again even with a session.
+    pub prompt_login: bool,
+}
+
+/// The one rule for redirect URIs: an exact string match with a registered one (no prefix,
+/// no normalisation, no wildcards).
+pub fn redirect_uri_registered(reg: &ClientRegistration, uri: &str) -> bool {
+    reg.redirect_uris.iter().any(|r| r == uri)
+}
+
+/// Parameters as a map; a repeated or oversized parameter is reported by name.
+pub fn single_valued(raw: &RawParams) -> Result<HashMap<&str, &str>, String> {
+    let mut map = HashMap::new();
+    for (k, v) in raw {
+        if v.len() > MAX_PARAM_LEN {
+            return Err(format!("parameter {k} is too long"));
+        }
+        if map.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(format!("parameter {k} is repeated"));
+        }
+    }
+    Ok(map)
+}
+
+/// Step one: the client and redirect URI. A failure here is a message for an error page,
+/// never a redirect (the redirect URI is not trusted yet).
+pub fn validate_client<'a>(
+    params: &HashMap<&str, &'a str>,
+    client: Option<&ClientRegistration>,
+) -> Result<&'a str, String> {
+    let page = |m: &str| Err(m.to_string());
+    let Some(client) = client else {
+        return page(
+            "The application is not registered with this sign-in service (unknown client_id).",
+        );
+    };
+    match params.get("redirect_uri") {
+        None | Some(&"") => page("The application did not say where to return (missing redirect_uri)."),
+        Some(uri) if redirect_uri_registered(client, uri) => Ok(*uri),
+        Some(_) => page("The application asked to return to an address it has not registered (redirect_uri mismatch)."),
+    }
+}
+
+/// Step two: everything else, reported to the redirect URI. Pure.
+pub fn validate_request(
+    params: &HashMap<&str, &str>,
+    client: &ClientRegistration,
+    redirect_uri: &str,
+) -> Result<Validated, AuthorizationError> {
+    use AuthorizationError as E;
+    let get = |k: &str| params.get(k).copied().filter(|v| !v.is_empty());
+    if params.contains_key("request") {
+        return Err(E::RequestNotSupported);
+    }
+    if params.contains_key("request_uri") {
+        return Err(E::RequestUriNotSupported);
+    }
+    match get("response_type") {
+        Some("code") => {}
+        None => return Err(E::InvalidRequest("missing parameter response_type".into())),
+        Some(_) => {
+            return Err(E::UnsupportedResponseType(
+                "only response_type=code is supported".into(),
+            ))
+        }
+    }
+    if let Some(mode) = get("response_mode") {
+        if mode != "query" {
+            return Err(E::InvalidRequest(
+                "only response_mode=query is supported".into(),
+            ));
+        }
+    }
+    if !client.grant_types.contains(&GrantType::AuthorizationCode) {
+        return Err(E::UnauthorizedClient(
+            "this client may not use the authorization code flow".into(),
+        ));
+    }
+    let scopes: Vec<&str> = get("scope")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !scopes.contains(&"openid") {
+        return Err(E::InvalidScope("scope must include openid".into()));
+    }
+    // `offline_access` is implied by the refresh_token grant (refresh tokens are issued to
+    // clients registered with that grant, with or without it).
+    let allowed = |s: &str| {
+        client.scopes.iter().any(|a| a == s)
+            || (s == "offline_access" && client.grant_types.contains(&GrantType::RefreshToken))
+    };
+    if let Some(s) = scopes.iter().find(|s| !allowed(s)) {
+        return Err(E::InvalidScope(format!(
+            "scope {s} is not allowed for this client"
+        )));
+    }
+    let mut ordered = vec!["openid"];
+    for s in scopes {
+        if !ordered.contains(&s) {
+            ordered.push(s);
+        }
+    }
+    let code_challenge = match (get("code_challenge"), get("code_challenge_method")) {
+        (None, None) if client.public => {
+            return Err(E::InvalidRequest(
+                "public clients must use PKCE (code_challenge with code_challenge_method=S256)"
+                    .into(),
+            ))
+        }
+        (None, None) => None,
+        (Some(c), Some("S256")) if pkce::well_formed(c) => Some(c.to_string()),
+        (Some(_), Some("S256")) => {
+            return Err(E::InvalidRequest(
+                "code_challenge must be 43 to 128 base64url characters".into(),
+            ))
+        }
+        (None, Some(_)) => return Err(E::InvalidRequest("missing code_challenge".into())),
+        // RFC 7636 defaults an absent method to `plain`, which is refused like an explicit one.
+        (Some(_), _) => {
+            return Err(E::InvalidRequest(
+                "code_challenge_method must be S256 (plain is not allowed)".into(),
+            ))
+        }
+    };
+    let prompts: Vec<&str> = get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(p) = prompts
+        .iter()
+        .find(|p| !matches!(**p, "none" | "login" | "consent" | "select_account"))
+    {
+        return Err(E::InvalidRequest(format!("unknown prompt value {p}")));
+    }
+    let prompt_none = prompts.contains(&"none");
+    if prompt_none && prompts.len() > 1 {
+        return Err(E::InvalidRequest(
+            "prompt=none cannot be combined with other values".into(),
+        ));
+    }
+    let max_age = match get("max_age") {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u64>()
+                .map_err(|_| E::InvalidRequest("max_age must be a number of seconds".into()))?,
+        ),
+    };
+    Ok(Validated {
+        request: AuthorizationRequest {
+            client_id: client.client_id.clone(),
+            redirect_uri: redirect_uri.to_string(),
+            scope: ordered.join(" "),
+            state: get("state").map(str::to_string),
+            nonce: get("nonce").map(str::to_string),
+            code_challenge,
+            max_age,
+        },
+        prompt_none,
+        prompt_login: prompts.contains(&"login"),
+    })
+}
+
+/// Whether a session is recent enough for `max_age` (OpenID Connect Core §3.1.2.1).
+pub fn session_fresh_enough(session: &Session, max_age: Option<u64>, now: DateTime<Utc>) -> bool {
+    match max_age {
+        None => true,
+        Some(max) => now.timestamp() - session.auth_time <= max as i64,
+    }
+}
+
+/// A 303 to `uri` with `params` added to its query.
+pub fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
+    let Ok(mut url) = url::Url::parse(uri) else {
+        return html::error_page(
+            StatusCode::BAD_REQUEST,
+            "The return address is not a valid URL.",
+        );
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    see_other(url.as_str())
+}
+
+/// A 303 See Other to `location`, never cached.
+pub fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The error redirect of RFC 6749 §4.1.2.1 with `iss` (RFC 9207).
+pub fn error_redirect(
+    issuer: &str,
+    redirect_uri: &str,
+    state: Option<&str>,
+    error: &AuthorizationError,
+) -> Response {
+    let description = error.to_string();
+    let mut params = vec![
+        ("error", error.code()),
+        ("error_description", description.as_str()),
+    ];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer));
+    redirect_with(redirect_uri, &params)
+}
+
+/// Issues a code for `request` to the signed-in `session` and redirects to the client.
+pub async fn issue_code(
+    state: &AppState,
+    request: AuthorizationRequest,
+    session: &Session,
+    now: DateTime<Utc>,
+) -> Response {
+    let code = random_token(32);
+    let grant = CodeGrant {
+        sub: session.sub.clone(),
+        auth_time: session.auth_time,
+        sid: session.sid.clone(),
+        family_id: random_token(16),
+        access_jti: random_token(16),
+        expires_at: now + chrono::Duration::seconds(state.config.ttls.authorization_code as i64),
+        request,
+    };
+    let r = &grant.request;
+    if state
+        .store
+        .put_code(&secret_hash(&code), &grant)
+        .await
+        .is_err()
+    {
+        return error_redirect(
+            &state.config.issuer,
+            &r.redirect_uri,
+            r.state.as_deref(),
+            &AuthorizationError::TemporarilyUnavailable,
+        );
+    }
+    tracing::info!(client_id = %r.client_id, sid = %session.sid, "authorization code issued");
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &r.state {
+        params.push(("state", s.as_str()));
+    }
+    params.push(("iss", state.config.issuer.as_str()));
+    redirect_with(&r.redirect_uri, &params)
+}
+
+/// GET `/authorize`.
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<RawParams>, QueryRejection>,
+) -> Response {
+    match query {
+        Ok(Query(raw)) => authorize(&state, &headers, raw).await,
+        Err(_) => html::error_page(StatusCode::BAD_REQUEST, "The sign-in request is malformed."),
+    }
+}
+
+/// POST `/authorize` (form-encoded, OpenID Connect Core §3.1.2.1).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<RawParams>, FormRejection>,
+) -> Response {
+    match form {
+        Ok(Form(raw)) => authorize(&state, &headers, raw).await,
+        Err(_) => html::error_page(StatusCode::BAD_REQUEST, "The sign-in request is malformed."),
+    }
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Response {
+    let issuer = &state.config.issuer;
+    let params = match single_valued(&raw) {
+        Ok(p) => p,
+        Err(m) => {
+            return html::error_page(
+                StatusCode::BAD_REQUEST,
+                &format!("The sign-in request is malformed: {m}."),
+            )
+        }
+    };
+    let client = match params.get("client_id") {
+        Some(id) if !id.is_empty() => match state.store.client(id).await {
+            Ok(c) => c,
+            Err(_) => return unavailable(),
+        },
+        _ => None,
+    };
+    let (redirect_uri, client) = match (validate_client(&params, client.as_ref()), client) {
+        (Ok(uri), Some(client)) => (uri, client),
+        (Err(m), _) => return html::error_page(StatusCode::BAD_REQUEST, &m),
+        (Ok(_), None) => return html::error_page(StatusCode::BAD_REQUEST, "Unknown client."),
+    };
+    let state_param = params.get("state").copied().filter(|s| !s.is_empty());
+    let v = match validate_request(&params, &client, redirect_uri) {
+        Ok(v) => v,
+        Err(e) => return error_redirect(issuer, redirect_uri, state_param, &e),
+    };
+    let now = Utc::now();
+    let session = match sessions::current(state, headers, now).await {
+        Ok(s) => s,
+        Err(_) => {
+            return error_redirect(
+                issuer,
+                redirect_uri,
+                state_param,
+                &AuthorizationError::TemporarilyUnavailable,
+            )
+        }
+    };
+    let usable =
+        session.filter(|(s, _)| !v.prompt_login && session_fresh_enough(s, v.request.max_age, now));
+    if let Some((session, _user)) = usable {
+        return issue_code(state, v.request, &session, now).await;
+    }
+    if v.prompt_none {
+        return error_redirect(
+            issuer,
+            redirect_uri,
+            state_param,
+            &AuthorizationError::LoginRequired,
+        );
+    }
+    let id = random_token(24);
+    let pending = PendingAuthorization {
+        request: v.request,
+        expires_at: now + chrono::Duration::seconds(LOGIN_REQUEST_TTL_SECS),
+    };
+    if state.store.put_pending(&id, &pending).await.is_err() {
+        return error_redirect(
+            issuer,
+            redirect_uri,
+            state_param,
+            &AuthorizationError::TemporarilyUnavailable,
+        );
+    }
+    let login = format!("{}?request={id}", state.config.endpoint("/login"));
+    see_other(&login)
+}
+
+fn unavailable() -> Response {
+    let mut resp = html::error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The sign-in service is temporarily unavailable. Please try again in a moment.",
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use palisade_wire::registration::TokenEndpointAuthMethod;
+
+    fn client(public: bool) -> ClientRegistration {
+        ClientRegistration {
+            client_id: "app".into(),
+            client_name: None,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode],
+            scopes: vec!["openid".into(), "email".into()],
+            token_endpoint_auth_method: if public {
+                TokenEndpointAuthMethod::None
+            } else {
+                TokenEndpointAuthMethod::ClientSecretBasic
+            },
+            public,
+            client_secret_hash: None,
+        }
+    }
+
+    fn raw(pairs: &[(&str, &str)]) -> RawParams {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn validate(public: bool, extra: &[(&str, &str)]) -> Result<Validated, AuthorizationError> {
+        let mut p = vec![
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("scope", "openid email"),
+        ];
+        for (k, v) in extra {
+            p.retain(|(name, _)| name != k);
+            p.push((k, v));
+        }
+        let raw = raw(&p);
+        let params = single_valued(&raw).unwrap();
+        validate_request(&params, &client(public), "https://app.example/cb")
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_or_not_at_all() {
+        let c = client(false);
+        assert!(redirect_uri_registered(&c, "https://app.example/cb"));
+        for near_miss in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://app.example/cb#f",
+            "https://APP.example/cb",
+            "https://app.example/c",
+            "https://app.example/cb/../cb",
+            "http://app.example/cb",
+        ] {
+            assert!(!redirect_uri_registered(&c, near_miss), "{near_miss}");
+        }
+    }
+
+    #[test]
+    fn unknown_client_or_mismatched_redirect_is_a_page_never_a_redirect() {
+        let r = raw(&[
+            ("client_id", "app"),
+            ("redirect_uri", "https://evil.example/cb"),
+        ]);
+        let p = single_valued(&r).unwrap();
+        assert!(validate_client(&p, Some(&client(false))).is_err());
+        assert!(validate_client(&p, None).is_err());
+        let missing = raw(&[("client_id", "app")]);
+        assert!(validate_client(&single_valued(&missing).unwrap(), Some(&client(false))).is_err());
+    }
+
+    #[test]
+    fn repeated_or_oversized_parameters_are_refused() {
+        assert!(single_valued(&raw(&[("state", "a"), ("state", "b")])).is_err());
+        let long = "x".repeat(MAX_PARAM_LEN + 1);
+        assert!(single_valued(&raw(&[("state", long.as_str())])).is_err());
+    }
+
+    #[test]
+    fn public_clients_need_s256_pkce_and_plain_is_refused() {
+        assert!(matches!(
+            validate(true, &[]),
+            Err(AuthorizationError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            validate(
+                true,
+                &[
+                    ("code_challenge", CHALLENGE),
+                    ("code_challenge_method", "plain")
+                ]
+            ),
+            Err(AuthorizationError::InvalidRequest(_))
+        ));
+        assert!(
+            matches!(
+                validate(true, &[("code_challenge", CHALLENGE)]),
+                Err(AuthorizationError::InvalidRequest(_))
+            ),
+            "an absent method means plain"
+        );
+        let ok = validate(
+            true,
+            &[
+                ("code_challenge", CHALLENGE),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(ok.request.code_challenge.as_deref(), Some(CHALLENGE));
+        assert!(validate(false, &[])
+            .unwrap()
+            .request
+            .code_challenge
+            .is_none());
+    }
+
+    #[test]
+    fn scopes_response_type_and_prompt_are_checked() {
+        let v = validate(false, &[("state", "s1"), ("nonce", "n1")]).unwrap();
+        assert_eq!(v.request.scope, "openid email");
+        assert_eq!(v.request.state.as_deref(), Some("s1"));
+        assert_eq!(v.request.nonce.as_deref(), Some("n1"));
+        let r = raw(&[("response_type", "token"), ("scope", "openid")]);
+        let mut p = single_valued(&r).unwrap();
+        assert!(matches!(
+            validate_request(&p, &client(false), "https://app.example/cb"),
+            Err(AuthorizationError::UnsupportedResponseType(_))
+        ));
+        p.insert("response_type", "code");
+        p.insert("scope", "email");
+        assert!(
+            matches!(
+                validate_request(&p, &client(false), "https://app.example/cb"),
+                Err(AuthorizationError::InvalidScope(_))
+            ),
+            "openid is required"
+        );
+        p.insert("scope", "openid admin");
+        assert!(matches!(
+            validate_request(&p, &client(false), "https://app.example/cb"),
+            Err(AuthorizationError::InvalidScope(_))
+        ));
+        assert!(
+            validate(false, &[("scope", "openid offline_access")]).is_err(),
+            "offline_access needs the refresh_token grant"
+        );
+        assert!(validate(false, &[("prompt", "none")]).unwrap().prompt_none);
+        assert!(validate(false, &[("prompt", "none login")]).is_err());
+        assert!(validate(false, &[("prompt", "bogus")]).is_err());
+        assert!(validate(false, &[("max_age", "abc")]).is_err());
+        assert!(matches!(
+            validate(false, &[("request", "eyJ")]),
+            Err(AuthorizationError::RequestNotSupported)
+        ));
+    }
+
+    #[test]
+    fn max_age_forces_a_new_login_for_old_sessions() {
+        let now = Utc::now();
+        let s = Session {
+            sid: "s".into(),
+            sub: "u".into(),
+            auth_time: now.timestamp() - 100,
+            expires_at: now,
+        };
+        assert!(session_fresh_enough(&s, None, now));
+        assert!(session_fresh_enough(&s, Some(100), now));
+        assert!(!session_fresh_enough(&s, Some(99), now));
+    }
+
+    #[test]
+    fn error_redirects_carry_state_and_iss() {
+        let resp = error_redirect(
+            "https://id.example/realm",
+            "https://app.example/cb?x=1",
+            Some("st"),
+            &AuthorizationError::LoginRequired,
+        );
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let loc = url::Url::parse(resp.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+        let q: HashMap<_, _> = loc.query_pairs().into_owned().collect();
+        assert_eq!(q["x"], "1");
+        assert_eq!(q["error"], "login_required");
+        assert_eq!(q["state"], "st");
+        assert_eq!(q["iss"], "https://id.example/realm");
+    }
+}

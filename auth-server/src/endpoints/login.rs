@@ -1,0 +1,219 @@
+//! `/login`: the sign-in page for a parked authorization request.
+//!
+//! GET renders the form; POST checks the CSRF token, then the password, then starts a session
+//! and finishes the authorization with a code. CSRF is a double submit: the form carries a
+//! random token that must equal the one in a sealed, SameSite=Lax cookie, compared in constant
+//! time. A cross-site POST carries no Lax cookie, and the sealed value cannot be forged.
+
+use super::authorize::issue_code;
+use super::html::{self, LoginForm};
+use crate::cookies::CSRF_COOKIE;
+use crate::sessions;
+use crate::state::AppState;
+use crate::store::PendingAuthorization;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use chrono::Utc;
+use palisade_wire::registration::random_token;
+use std::collections::HashMap;
+use subtle::ConstantTimeEq;
+
+/// The message of a failed sign-in; the same for unknown users, wrong passwords and disabled
+/// accounts, so the page does not reveal which usernames exist.
+pub const LOGIN_FAILED: &str = "Incorrect username or password.";
+/// Longest accepted username and password.
+pub const MAX_USERNAME_LEN: usize = 256;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Lifetime of the CSRF cookie: as long as a parked request lives.
+const CSRF_COOKIE_TTL_SECS: u64 = super::authorize::LOGIN_REQUEST_TTL_SECS as u64;
+
+/// Whether the form's CSRF token equals the cookie's, in constant time.
+pub fn csrf_matches(cookie: Option<&str>, form: Option<&str>) -> bool {
+    match (cookie, form) {
+        (Some(c), Some(f)) if !c.is_empty() => {
+            c.len() == f.len() && bool::from(c.as_bytes().ct_eq(f.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
+const EXPIRED: &str = "This sign-in request is unknown or has expired.";
+
+async fn live_pending(state: &AppState, id: &str) -> Result<PendingAuthorization, Response> {
+    match state.store.pending(id).await {
+        Ok(Some(p)) if p.expires_at > Utc::now() => Ok(p),
+        Ok(_) => Err(html::error_page(StatusCode::BAD_REQUEST, EXPIRED)),
+        Err(_) => Err(html::error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The sign-in service is temporarily unavailable. Please try again in a moment.",
+        )),
+    }
+}
+
+async fn client_name(state: &AppState, client_id: &str) -> String {
+    match state.store.client(client_id).await {
+        Ok(Some(c)) => c.client_name.unwrap_or(c.client_id),
+        _ => client_id.to_string(),
+    }
+}
+
+async fn form_page(
+    state: &AppState,
+    status: StatusCode,
+    request_id: &str,
+    pending: &PendingAuthorization,
+    csrf: &str,
+    error: Option<&str>,
+) -> Response {
+    let action = format!("{}/login", crate::url_path(&state.config.issuer));
+    html::login_page(
+        status,
+        &LoginForm {
+            action: &action,
+            request_id,
+            csrf,
+            client_name: &client_name(state, &pending.request.client_id).await,
+            error,
+        },
+    )
+}
+
+/// GET `/login?request=<id>`.
+pub async fn login_get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let Some(id) = query.ok().and_then(|Query(q)| q.get("request").cloned()) else {
+        return html::error_page(StatusCode::BAD_REQUEST, EXPIRED);
+    };
+    let pending = match live_pending(&state, &id).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    // One token per browser, reused across tabs, so that two open sign-in pages both work.
+    let csrf = state
+        .cookies
+        .open(&headers, CSRF_COOKIE)
+        .filter(|c| c.len() >= 32)
+        .unwrap_or_else(|| random_token(32));
+    let mut resp = form_page(&state, StatusCode::OK, &id, &pending, &csrf, None).await;
+    set_cookie(
+        &mut resp,
+        &state.cookies.seal(CSRF_COOKIE, &csrf, CSRF_COOKIE_TTL_SECS),
+    );
+    resp
+}
+
+/// POST `/login` (form: `request`, `csrf`, `username`, `password`).
+pub async fn login_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return html::error_page(StatusCode::BAD_REQUEST, "The sign-in form is malformed.");
+    };
+    let field = |n: &str| form.get(n).map(String::as_str).unwrap_or("");
+    let cookie = state.cookies.open(&headers, CSRF_COOKIE);
+    if !csrf_matches(cookie.as_deref(), form.get("csrf").map(String::as_str)) {
+        return html::error_page(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired or did not come from this site. Reload the sign-in page and try again.",
+        );
+    }
+    let (request_id, username, password) = (field("request"), field("username"), field("password"));
+    if username.len() > MAX_USERNAME_LEN || password.len() > MAX_PASSWORD_LEN {
+        return html::error_page(
+            StatusCode::BAD_REQUEST,
+            "The username or password is too long.",
+        );
+    }
+    let pending = match live_pending(&state, request_id).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
+    };
+    let user = match state.store.user(username).await {
+        Ok(u) => u,
+        Err(_) => {
+            return html::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in service is temporarily unavailable. Please try again in a moment.",
+            )
+        }
+    };
+    // Always one argon2 verification (a dummy one for unknown users), off the async threads.
+    let verified = crate::passwords::verify_blocking(
+        state.passwords.clone(),
+        password.to_string(),
+        user.as_ref().and_then(|u| u.password_hash.clone()),
+    )
+    .await;
+    let user = match user {
+        Some(u) if verified && !u.disabled => u,
+        _ => {
+            state.metrics.login_failure.inc();
+            tracing::info!(client_id = %pending.request.client_id, "sign-in failed");
+            let csrf = cookie.unwrap_or_default();
+            return form_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                request_id,
+                &pending,
+                &csrf,
+                Some(LOGIN_FAILED),
+            )
+            .await;
+        }
+    };
+    // Only one submission completes a request (a double click, or a replay, gets the page).
+    let pending = match state.store.take_pending(request_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
+        Err(_) => {
+            return html::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in service is temporarily unavailable. Please try again in a moment.",
+            )
+        }
+    };
+    let now = Utc::now();
+    let (session, set_session) = match sessions::start(&state, &user, now).await {
+        Ok(s) => s,
+        Err(_) => {
+            return html::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in service is temporarily unavailable. Please try again in a moment.",
+            )
+        }
+    };
+    state.metrics.login_success.inc();
+    tracing::info!(client_id = %pending.request.client_id, sid = %session.sid, "signed in");
+    let mut resp = issue_code(&state, pending.request, &session, now).await;
+    set_cookie(&mut resp, &set_session);
+    resp
+}
+
+fn set_cookie(resp: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_needs_a_cookie_and_an_equal_form_token() {
+        assert!(csrf_matches(Some("abc"), Some("abc")));
+        assert!(!csrf_matches(Some("abc"), Some("abd")));
+        assert!(!csrf_matches(Some("abc"), Some("abcd")));
+        assert!(!csrf_matches(None, Some("abc")));
+        assert!(!csrf_matches(Some("abc"), None));
+        assert!(!csrf_matches(Some(""), Some("")));
+    }
+}

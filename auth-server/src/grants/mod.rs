@@ -1,0 +1,218 @@
+//! Grant handlers behind the `/token` dispatcher (`endpoints/token.rs`), one file each, and the
+//! token minting they share.
+
+pub mod authorization_code;
+pub mod client_credentials;
+pub mod pkce;
+pub mod refresh_token;
+
+use crate::error::OAuthError;
+use crate::metrics::GrantLabels;
+use crate::state::AppState;
+use crate::store::{secret_hash, RefreshGrant, User};
+use crate::tokens::{at_hash, AccessClaims, IdClaims, ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use palisade_wire::registration::{random_token, ClientRegistration, GrantType};
+
+/// The profile claims a scope set releases (ID token and `/userinfo` alike).
+pub fn profile_claims(user: &User, scope: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    let has = |s: &str| scope.split(' ').any(|x| x == s);
+    if has("profile") {
+        m.insert("preferred_username".into(), user.username.clone().into());
+        if let Some(name) = &user.name {
+            m.insert("name".into(), name.clone().into());
+        }
+    }
+    if has("email") {
+        if let Some(email) = &user.email {
+            m.insert("email".into(), email.clone().into());
+            m.insert("email_verified".into(), user.email_verified.into());
+        }
+    }
+    m
+}
+
+/// What a user's token response is minted from.
+pub struct UserGrant<'a> {
+    pub client: &'a ClientRegistration,
+    pub user: &'a User,
+    /// Scope of this access token.
+    pub scope: String,
+    /// Scope the refresh token keeps (narrowing at refresh does not shrink it).
+    pub refresh_scope: String,
+    pub auth_time: i64,
+    pub sid: String,
+    pub nonce: Option<String>,
+    pub family_id: String,
+    pub access_jti: String,
+    pub grant_type: GrantType,
+}
+
+/// Mints the access token, the ID token (with `openid`) and, for clients allowed the
+/// refresh_token grant, a new refresh token in the grant's family.
+pub async fn user_tokens(
+    state: &AppState,
+    g: UserGrant<'_>,
+    now: DateTime<Utc>,
+) -> Result<Response, OAuthError> {
+    let c = &state.config;
+    let keys = state.keys.get();
+    let alg = keys
+        .set
+        .signing_key(now)
+        .ok_or(OAuthError::TemporarilyUnavailable)?
+        .alg;
+    let access = AccessClaims::for_user(
+        &c.issuer,
+        &g.client.client_id,
+        &g.user.sub,
+        g.scope.clone(),
+        g.access_jti.clone(),
+        now,
+        c.ttls.access,
+    );
+    let access_token = keys
+        .sign(&access, ACCESS_TOKEN_TYP, now)
+        .ok_or(OAuthError::TemporarilyUnavailable)?;
+    let mut body = serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": c.ttls.access,
+        "scope": g.scope,
+    });
+    if g.scope.split(' ').any(|s| s == "openid") {
+        let id = IdClaims {
+            iss: c.issuer.clone(),
+            sub: g.user.sub.clone(),
+            aud: g.client.client_id.clone(),
+            azp: g.client.client_id.clone(),
+            exp: now.timestamp() + c.ttls.id as i64,
+            iat: now.timestamp(),
+            auth_time: g.auth_time,
+            nonce: g.nonce.clone(),
+            at_hash: Some(at_hash(&access_token, alg)),
+            sid: g.sid.clone(),
+            profile: profile_claims(g.user, &g.scope),
+        };
+        body["id_token"] = keys
+            .sign(&id, ID_TOKEN_TYP, now)
+            .ok_or(OAuthError::TemporarilyUnavailable)?
+            .into();
+    }
+    if g.client.grant_types.contains(&GrantType::RefreshToken) {
+        let token = random_token(32);
+        let grant = RefreshGrant {
+            family_id: g.family_id.clone(),
+            client_id: g.client.client_id.clone(),
+            sub: g.user.sub.clone(),
+            scope: g.refresh_scope.clone(),
+            auth_time: g.auth_time,
+            sid: g.sid.clone(),
+            expires_at: now + chrono::Duration::seconds(c.ttls.refresh as i64),
+        };
+        state
+            .store
+            .put_refresh(&secret_hash(&token), &grant)
+            .await?;
+        body["refresh_token"] = token.into();
+    }
+    state
+        .metrics
+        .token_issued
+        .get_or_create(&GrantLabels {
+            grant_type: g.grant_type.as_str(),
+        })
+        .inc();
+    Ok(token_response(body))
+}
+
+/// A token endpoint success response: JSON, never cached (RFC 6749 §5.1).
+pub fn token_response(body: serde_json::Value) -> Response {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// The user a grant was issued to, if they may still get tokens.
+pub async fn active_user(state: &AppState, sub: &str) -> Result<User, OAuthError> {
+    match state.store.user_by_sub(sub).await? {
+        Some(u) if !u.disabled => Ok(u),
+        _ => Err(OAuthError::InvalidGrant(
+            "the user no longer exists or is disabled".into(),
+        )),
+    }
+}
+
+/// Scope narrowing (RFC 6749 §6): the requested scopes must all be in `granted`; none
+/// requested means all of them.
+pub fn narrow_scope(granted: &str, requested: Option<&str>) -> Result<String, OAuthError> {
+    let Some(req) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(granted.to_string());
+    };
+    let allowed: Vec<&str> = granted.split(' ').collect();
+    let mut out: Vec<&str> = Vec::new();
+    for s in req.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.contains(&s) {
+            return Err(OAuthError::InvalidScope(format!(
+                "scope {s} was not granted originally"
+            )));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        User {
+            username: "alice".into(),
+            sub: "s-1".into(),
+            password_hash: Some("$argon2id$...".into()),
+            email: Some("alice@example.com".into()),
+            email_verified: true,
+            name: Some("Alice".into()),
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn claims_follow_the_scopes_and_never_include_the_hash() {
+        let none = profile_claims(&user(), "openid");
+        assert!(none.is_empty());
+        let email = profile_claims(&user(), "openid email");
+        assert_eq!(email["email"], "alice@example.com");
+        assert_eq!(email["email_verified"], true);
+        assert!(!email.contains_key("name"));
+        let all = profile_claims(&user(), "openid profile email");
+        assert_eq!(all["preferred_username"], "alice");
+        assert_eq!(all["name"], "Alice");
+        assert!(!serde_json::to_string(&all).unwrap().contains("argon2"));
+    }
+
+    #[test]
+    fn refresh_may_narrow_but_never_widen_the_scope() {
+        assert_eq!(narrow_scope("openid email", None).unwrap(), "openid email");
+        assert_eq!(
+            narrow_scope("openid email", Some("openid")).unwrap(),
+            "openid"
+        );
+        assert!(matches!(
+            narrow_scope("openid", Some("openid email")),
+            Err(OAuthError::InvalidScope(_))
+        ));
+    }
+}

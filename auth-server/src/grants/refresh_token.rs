@@ -1,0 +1,166 @@
+//! The refresh_token grant (RFC 6749 §6) with rotation: every use marks the token used and
+//! mints a new one in the same family. Presenting a used token means two parties hold it, so
+//! the whole family is revoked (RFC 9700 §4.14.2).
+
+use super::{active_user, narrow_scope, user_tokens, UserGrant};
+use crate::endpoints::{required, Params};
+use crate::error::OAuthError;
+use crate::state::AppState;
+use crate::store::{secret_hash, Redeemed, RefreshGrant};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use palisade_wire::registration::{random_token, ClientRegistration, GrantType};
+
+/// What to do with a presented refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Valid: mint new tokens from this grant.
+    Rotate(RefreshGrant),
+    /// Refuse without side effects.
+    Reject(&'static str),
+    /// Refuse and revoke the family; `reuse` when it was a replay of a used token.
+    RevokeFamily { family_id: String, reuse: bool },
+}
+
+/// Decides from the redemption, the family's state and the clock. Pure.
+pub fn decide(
+    redeemed: Redeemed<RefreshGrant>,
+    family_revoked: bool,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Decision {
+    match redeemed {
+        Redeemed::Unknown => Decision::Reject("the refresh token is invalid"),
+        Redeemed::AlreadyUsed(g) => Decision::RevokeFamily {
+            family_id: g.family_id,
+            reuse: true,
+        },
+        Redeemed::Fresh(_) if family_revoked => Decision::Reject("the refresh token was revoked"),
+        // Another client holding this token means it leaked; it is burnt now anyway.
+        Redeemed::Fresh(g) if g.client_id != client_id => Decision::RevokeFamily {
+            family_id: g.family_id,
+            reuse: false,
+        },
+        Redeemed::Fresh(g) if g.expires_at <= now => {
+            Decision::Reject("the refresh token has expired")
+        }
+        Redeemed::Fresh(g) => Decision::Rotate(g),
+    }
+}
+
+/// Handles `grant_type=refresh_token` for an authenticated client.
+pub async fn grant(
+    state: &AppState,
+    client: &ClientRegistration,
+    p: &Params,
+) -> Result<Response, OAuthError> {
+    if !client.grant_types.contains(&GrantType::RefreshToken) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use refresh_token".into(),
+        ));
+    }
+    let token = required(p, "refresh_token")?;
+    let now = Utc::now();
+    let redeemed = state.store.redeem_refresh(&secret_hash(token)).await?;
+    let family_revoked = match &redeemed {
+        Redeemed::Fresh(g) => state.store.is_family_revoked(&g.family_id).await?,
+        _ => false,
+    };
+    let g = match decide(redeemed, family_revoked, &client.client_id, now) {
+        Decision::Rotate(g) => g,
+        Decision::Reject(why) => return Err(OAuthError::InvalidGrant(why.into())),
+        Decision::RevokeFamily { family_id, reuse } => {
+            let until = now + chrono::Duration::seconds(state.config.ttls.refresh as i64);
+            state.store.revoke_family(&family_id, until).await?;
+            if reuse {
+                state.metrics.refresh_reuse_detected.inc();
+            }
+            tracing::warn!(client_id = %client.client_id, reuse, "refresh token family revoked");
+            return Err(OAuthError::InvalidGrant(
+                "the refresh token is invalid".into(),
+            ));
+        }
+    };
+    let scope = narrow_scope(&g.scope, p.get("scope").map(String::as_str))?;
+    let user = active_user(state, &g.sub).await?;
+    user_tokens(
+        state,
+        UserGrant {
+            client,
+            user: &user,
+            scope,
+            refresh_scope: g.scope,
+            auth_time: g.auth_time,
+            sid: g.sid,
+            nonce: None,
+            family_id: g.family_id,
+            access_jti: random_token(16),
+            grant_type: GrantType::RefreshToken,
+        },
+        now,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(now: DateTime<Utc>) -> RefreshGrant {
+        RefreshGrant {
+            family_id: "fam".into(),
+            client_id: "app".into(),
+            sub: "u".into(),
+            scope: "openid".into(),
+            auth_time: now.timestamp(),
+            sid: "s".into(),
+            expires_at: now + chrono::Duration::seconds(60),
+        }
+    }
+
+    #[test]
+    fn a_fresh_token_of_a_live_family_rotates() {
+        let now = Utc::now();
+        assert_eq!(
+            decide(Redeemed::Fresh(grant(now)), false, "app", now),
+            Decision::Rotate(grant(now))
+        );
+    }
+
+    #[test]
+    fn reused_refresh_token_revokes_family() {
+        let now = Utc::now();
+        assert_eq!(
+            decide(Redeemed::AlreadyUsed(grant(now)), false, "app", now),
+            Decision::RevokeFamily {
+                family_id: "fam".into(),
+                reuse: true
+            }
+        );
+    }
+
+    #[test]
+    fn revoked_families_expired_unknown_and_foreign_tokens_are_refused() {
+        let now = Utc::now();
+        assert!(matches!(
+            decide(Redeemed::Fresh(grant(now)), true, "app", now),
+            Decision::Reject(_)
+        ));
+        let later = now + chrono::Duration::seconds(60);
+        assert!(matches!(
+            decide(Redeemed::Fresh(grant(now)), false, "app", later),
+            Decision::Reject(_)
+        ));
+        assert!(matches!(
+            decide(Redeemed::Unknown, false, "app", now),
+            Decision::Reject(_)
+        ));
+        assert_eq!(
+            decide(Redeemed::Fresh(grant(now)), false, "other", now),
+            Decision::RevokeFamily {
+                family_id: "fam".into(),
+                reuse: false
+            }
+        );
+    }
+}
