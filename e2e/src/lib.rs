@@ -284,6 +284,7 @@ pub fn free_port() -> u16 {
 }
 
 pub mod local_auth_server;
+pub mod sign_in;
 
 /// Path of a file in `config/samples/`, as a string for kubectl.
 pub fn sample(file: &str) -> String {

@@ -1,11 +1,20 @@
 //! OAuthClients end to end: the operator registers the samples with a provider whose
 //! auth-server runs locally (configured from the rendered Deployment), each application's
-//! Secret works against the issuer, a wiped database heals at the next resync, a deleted client
-//! is refused, and a namespace outside `clientNamespaces` is turned away.
+//! Secret works against the issuer through a real relying-party library (`openidconnect`: the
+//! web app and the SPA sign a person in with the authorization code flow and PKCE, the machine
+//! client uses client_credentials), a redirect-URI change is enforced by the provider, a wiped
+//! database heals at the next resync, a deleted client is refused, and a namespace outside
+//! `clientNamespaces` is turned away.
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+use palisade_e2e::sign_in::{sign_in, Outcome};
 use palisade_e2e::{
     client_credentials, cluster, eventually, install_crds, kubectl_ok, sample, LocalProvider,
     Operator, TestNamespace,
@@ -15,6 +24,89 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn rp_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// What a relying party got from one sign-in.
+struct SignedIn {
+    subject: String,
+    refresh_token: Option<String>,
+}
+
+/// Signs `USER` in to the application whose Secret is `creds`, as its relying-party library
+/// would: discovery, authorize URL with PKCE S256, state and nonce, the login page, the code
+/// exchange with the Secret's credentials, and ID-token validation. `Err` carries what the
+/// front channel showed instead of a redirect back to `redirect_uri`.
+async fn sign_in_to(
+    issuer: &str,
+    creds: &BTreeMap<String, String>,
+    redirect_uri: &str,
+) -> Result<SignedIn, Outcome> {
+    let http = rp_http();
+    let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.into()).unwrap(), &http)
+        .await
+        .expect("discovery satisfies openidconnect");
+    let rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(creds["client_id"].clone()),
+        creds.get("client_secret").cloned().map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect_uri.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let callback = match sign_in(url.as_str(), USER, PASSWORD).await {
+        Outcome::Redirected(cb) if cb.as_str().starts_with(redirect_uri) => cb,
+        other => return Err(other),
+    };
+    let query: BTreeMap<String, String> = callback.query_pairs().into_owned().collect();
+    assert_eq!(&query["state"], state.secret());
+    assert_eq!(query["iss"], issuer, "RFC 9207 iss");
+    let tokens = rp
+        .exchange_code(AuthorizationCode::new(query["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange with the Secret's credentials");
+    let claims = tokens
+        .id_token()
+        .expect("an ID token")
+        .claims(&rp.id_token_verifier(), &nonce)
+        .expect("the ID token verifies against JWKS with the nonce");
+    assert_eq!(claims.email().unwrap().as_str(), "alice@example.com");
+    if let Some(refresh) = tokens.refresh_token() {
+        let rotated = rp
+            .exchange_refresh_token(refresh)
+            .unwrap()
+            .request_async(&http)
+            .await
+            .expect("refresh with the Secret's credentials");
+        assert_ne!(
+            rotated.refresh_token().unwrap().secret(),
+            refresh.secret(),
+            "refresh tokens rotate"
+        );
+    }
+    Ok(SignedIn {
+        subject: claims.subject().to_string(),
+        refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+    })
+}
 
 async fn secret(client: &Client, ns: &str, name: &str) -> BTreeMap<String, String> {
     let s = Api::<Secret>::namespaced(client.clone(), ns)
@@ -141,17 +233,8 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         401
     );
 
-    // A spec change re-registers: the provider sees the new redirect URIs.
-    Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
-        .patch(
-            "webapp",
-            &PatchParams::default(),
-            &Patch::Merge(
-                serde_json::json!({"spec": {"redirectUris": ["https://new.example.com/cb"]}}),
-            ),
-        )
-        .await
-        .unwrap();
+    // A person signs in to the web app (confidential, client_secret_basic) and to the SPA
+    // (public, PKCE only) with the credentials from their Secrets.
     let token = kubectl_ok(&[
         "get",
         "secret",
@@ -163,6 +246,38 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     ]);
     let token = String::from_utf8(base64_decode(&token)).unwrap();
     let http = reqwest::Client::new();
+    let created = http
+        .put(format!("http://{admin}/admin/users/{USER}"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "password": PASSWORD, "email": "alice@example.com", "emailVerified": true, "name": "Alice"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "user created: {created:?}");
+    let web = sign_in_to(&issuer, &webapp, "http://127.0.0.1:3000/callback")
+        .await
+        .expect("the web app signs alice in");
+    assert!(
+        web.refresh_token.is_some(),
+        "the web app has the refresh_token grant"
+    );
+    let single_page = sign_in_to(&issuer, &spa, "http://localhost:5173/callback")
+        .await
+        .expect("the SPA signs alice in");
+    assert_eq!(single_page.subject, web.subject, "one person, one subject");
+    // A spec change re-registers: the provider sees the new redirect URIs.
+    Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
+        .patch(
+            "webapp",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"redirectUris": ["https://new.example.com/cb"]}}),
+            ),
+        )
+        .await
+        .unwrap();
     eventually("the new redirect URIs at the provider", WAIT, || async {
         let reg: serde_json::Value = http
             .get(format!(
@@ -179,6 +294,17 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         (reg["redirectUris"] == serde_json::json!(["https://new.example.com/cb"])).then_some(())
     })
     .await;
+
+    // The provider enforces the new list: the old callback is never redirected to, the new
+    // one works.
+    match sign_in_to(&issuer, &webapp, "http://127.0.0.1:3000/callback").await {
+        Err(Outcome::Page { status, .. }) => assert_eq!(status, 400),
+        Err(other) => panic!("the old redirect URI was used: {other:?}"),
+        Ok(_) => panic!("the old redirect URI still signs in"),
+    }
+    sign_in_to(&issuer, &webapp, "https://new.example.com/cb")
+        .await
+        .expect("the new redirect URI signs alice in");
 
     // A wiped database heals at the next resync.
     psql("TRUNCATE clients");
