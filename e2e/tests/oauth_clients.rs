@@ -11,8 +11,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::Client;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
 use palisade_e2e::sign_in::{sign_in, Outcome};
 use palisade_e2e::{
@@ -215,18 +215,48 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     );
     let machine = secret(&kube, &ns.name, "machine-oauth").await;
 
-    // The machine client gets a token from the running issuer with its Secret's credentials.
-    let resp = client_credentials(
-        &issuer,
-        &machine["client_id"],
-        &machine["client_secret"],
-        Some("api.read"),
+    // The machine client gets a token from the running issuer with its Secret's credentials,
+    // through the RP library, authenticating as the sample registers it (client_secret_post).
+    let meta =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.clone()).unwrap(), &rp_http())
+            .await
+            .expect("discovery satisfies openidconnect");
+    let machine_rp = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(machine["client_id"].clone()),
+        Some(ClientSecret::new(machine["client_secret"].clone())),
     )
-    .await;
-    assert_eq!(resp.status(), 200);
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["scope"], "api.read");
+    .set_auth_type(AuthType::RequestBody);
+    let granted = machine_rp
+        .exchange_client_credentials()
+        .unwrap()
+        .add_scope(Scope::new("api.read".into()))
+        .request_async(&rp_http())
+        .await
+        .expect("client_credentials with the Secret's credentials");
+    assert_eq!(
+        granted.token_type(),
+        &openidconnect::core::CoreTokenType::Bearer
+    );
+    assert_eq!(
+        granted
+            .scopes()
+            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+        Some(vec!["api.read"])
+    );
+    // The registered authentication method is enforced: the same secret over HTTP Basic is not
+    // accepted for a client_secret_post client.
+    let basic = machine_rp
+        .clone()
+        .set_auth_type(AuthType::BasicAuth)
+        .exchange_client_credentials()
+        .unwrap()
+        .request_async(&rp_http())
+        .await;
+    assert!(
+        matches!(&basic, Err(openidconnect::RequestTokenError::ServerResponse(e)) if e.error().as_ref() == "invalid_client"),
+        "{basic:?}"
+    );
     // A wrong secret is refused.
     assert_eq!(
         token_status(&issuer, &machine["client_id"], "wrong").await,
