@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -325,12 +325,38 @@ async fn a_never_ready_image_is_rolled_back_within_the_deadline_without_dropping
     assert_eq!(p.condition("Degraded").await.unwrap().status, "False");
 }
 
+/// Whether the running KWOK fails `-badmigration` pods. `e2e/cluster/up` loads the stage from
+/// `e2e/cluster/kwok/pod-stages.yaml`; a cluster started before the stage was added lacks it
+/// until it is started again.
+async fn kwok_fails_badmigration_pods(client: &Client, ns: &str) -> bool {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "probe-badmigration"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": "probe:1-badmigration"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let phase = eventually("the probe pod to start or fail", WAIT, || async {
+        let phase = pods.get("probe-badmigration").await.ok()?.status?.phase?;
+        (phase != "Pending").then_some(phase)
+    })
+    .await;
+    let _ = pods.delete("probe-badmigration", &Default::default()).await;
+    phase == "Failed"
+}
+
 #[tokio::test]
 async fn a_failing_migration_blocks_the_rollout_and_keeps_the_old_template() {
     let Some(client) = cluster().await else {
         return;
     };
-    let p = Provider::start(client, "rollout-mig-fail").await;
+    let p = Provider::start(client.clone(), "rollout-mig-fail").await;
+    if !kwok_fails_badmigration_pods(&client, &p.ns.name).await {
+        eprintln!(
+            "skipping: the running KWOK has no pod-fail-badmigration stage; start the cluster again (e2e/cluster/down; e2e/cluster/up) to load e2e/cluster/kwok/pod-stages.yaml"
+        );
+        return;
+    }
     let good = p.template().await;
     let bad_image = format!("{IMAGE}:0.2.0-badmigration");
     p.patch(serde_json::json!({"image": bad_image})).await;

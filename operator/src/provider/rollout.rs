@@ -58,6 +58,9 @@ fn running_key(template: &PodTemplateSpec) -> Option<String> {
         image: container.image.clone()?,
         database_url,
         resources: None,
+        node_selector: None,
+        tolerations: None,
+        affinity: None,
     }))
 }
 
@@ -99,6 +102,9 @@ pub async fn step(
             optional: None,
         },
         resources: spec.resources.clone(),
+        node_selector: spec.node_selector.clone(),
+        tolerations: spec.tolerations.clone(),
+        affinity: spec.affinity.clone(),
     };
     let key = migration_key(&migration_input);
     let job = job_name(owner, &key);

@@ -8,12 +8,13 @@ use super::owner::Owner;
 use super::service_account::render_service_account;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecretKeySelector,
+    Affinity, Container, EnvVar, EnvVarSource, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecretKeySelector, Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use palisade_wire::contract::{env, migration};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// Component label of migration Jobs and their pods.
 pub const COMPONENT: &str = "migration";
@@ -34,6 +35,11 @@ pub struct MigrationInput {
     /// The database URL, as the Deployment takes it.
     pub database_url: SecretKeySelector,
     pub resources: Option<ResourceRequirements>,
+    /// Scheduling of the auth-server pods: the migration runs where they may run (and so
+    /// reaches the database the same way).
+    pub node_selector: Option<BTreeMap<String, String>>,
+    pub tolerations: Option<Vec<Toleration>>,
+    pub affinity: Option<Affinity>,
 }
 
 /// The migration key: a short hash of everything that decides what the migration does (the
@@ -114,6 +120,9 @@ pub fn render_migration_job(owner: &Owner, input: &MigrationInput) -> Job {
                     automount_service_account_token: Some(false),
                     security_context: Some(restricted_pod_security_context()),
                     containers: vec![container],
+                    node_selector: input.node_selector.clone(),
+                    tolerations: input.tolerations.clone(),
+                    affinity: input.affinity.clone(),
                     ..Default::default()
                 }),
             },
@@ -137,6 +146,9 @@ mod tests {
                 optional: None,
             },
             resources: None,
+            node_selector: Some(BTreeMap::from([("pool".to_string(), "auth".to_string())])),
+            tolerations: None,
+            affinity: None,
         }
     }
 
@@ -179,6 +191,7 @@ mod tests {
         assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
         assert_eq!(pod.automount_service_account_token, Some(false));
         assert_eq!(pod.service_account_name.as_deref(), Some("dev"));
+        assert_eq!(pod.node_selector.as_ref().unwrap()["pool"], "auth");
         assert_eq!(
             pod.security_context.unwrap().seccomp_profile.unwrap().type_,
             "RuntimeDefault"
