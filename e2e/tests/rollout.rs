@@ -248,6 +248,7 @@ async fn a_never_ready_image_is_rolled_back_within_the_deadline_without_dropping
     })
     .await;
     let took = applied.elapsed();
+    eprintln!("rolled back {took:?} after the broken revision was applied");
     assert!(
         took <= Duration::from_secs(DEADLINE_SECS + 10),
         "rolled back {took:?} after the broken revision was applied (deadline {DEADLINE_SECS}s plus one reconcile)"
@@ -305,6 +306,7 @@ async fn a_never_ready_image_is_rolled_back_within_the_deadline_without_dropping
     stop.store(true, Ordering::Relaxed);
     watcher.await.unwrap();
     let fewest = fewest.load(Ordering::Relaxed);
+    eprintln!("fewest available replicas during the rollout and rollback: {fewest}");
     assert!(
         fewest >= pdb_minimum,
         "available replicas dropped to {fewest} (PDB minimum {pdb_minimum})"
