@@ -211,9 +211,14 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
     }
 
     // 4. Status.
-    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&owner.name)
-        .await?;
+    let deployment = match &rollout {
+        Some(r) => r.deployment.clone(),
+        None => {
+            Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&owner.name)
+                .await?
+        }
+    };
     let deployment_obs = deployment.as_ref().map(observe_deployment);
     let observed = Observed {
         generation: ap.metadata.generation,

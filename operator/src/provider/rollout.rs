@@ -32,6 +32,9 @@ pub struct Stepped {
     pub busy: bool,
     /// When the running rollout's deadline passes, if one runs.
     pub deadline: Option<DateTime<Utc>>,
+    /// The Deployment as the step judged it (read again if the step changed it), so that the
+    /// status and the rollout decision describe the same observation.
+    pub deployment: Option<Deployment>,
 }
 
 fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String {
@@ -170,10 +173,14 @@ pub async fn step(
         }
         None => {}
     }
+    let mut observed = live.clone();
     if let Some(t) = plan.template.clone() {
         let applied_revision = crate::rollout::revision::revision_of(&t).map(String::from);
         let deployment = render_deployment(owner, &desired::deployment_input(spec), t);
         if ctx.applier.apply(ns, deployment).await? {
+            observed = Api::<Deployment>::namespaced(client.clone(), ns)
+                .get_opt(&owner.name)
+                .await?;
             ctx.event(
                 ap,
                 EventType::Normal,
@@ -199,6 +206,7 @@ pub async fn step(
         report: plan.report,
         busy,
         deadline,
+        deployment: observed,
     })
 }
 
