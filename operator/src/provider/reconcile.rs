@@ -265,7 +265,6 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             .ok()
             .map(|k| k.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .or(previous.next_rotation.clone()),
-        ..previous.clone()
     };
     if let Ok(k) = &keys {
         let labels = crate::metrics::ProviderLabels {

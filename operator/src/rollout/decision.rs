@@ -313,16 +313,15 @@ mod tests {
             },
             spec: Some(DeploymentSpec {
                 replicas: Some(3),
-                template: {
-                    let mut t = k8s_openapi::api::core::v1::PodTemplateSpec::default();
-                    t.metadata = Some(ObjectMeta {
+                template: k8s_openapi::api::core::v1::PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
                         annotations: Some(BTreeMap::from([(
                             REVISION_ANNOTATION.to_string(),
                             "new".to_string(),
                         )])),
                         ..Default::default()
-                    });
-                    t
+                    }),
+                    spec: None,
                 },
                 ..Default::default()
             }),
