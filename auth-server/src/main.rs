@@ -67,7 +67,13 @@ async fn main() -> anyhow::Result<()> {
             let version = postgres::PostgresStore::connect_lazy(&url)?
                 .migrate()
                 .await?;
-            println!("schema version {version}");
+            let report = palisade_wire::contract::migration::report(version);
+            println!("{report}");
+            // In a pod, the operator reads the result from the termination message.
+            let path = palisade_wire::contract::migration::TERMINATION_MESSAGE_PATH;
+            if std::path::Path::new(path).exists() {
+                let _ = std::fs::write(path, &report);
+            }
             Ok(())
         }
         Command::Serve => serve(config).await,

@@ -12,4 +12,5 @@ pub mod leader;
 pub mod metrics;
 pub mod provider;
 pub mod render;
+pub mod rollout;
 pub mod telemetry;

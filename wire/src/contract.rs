@@ -87,3 +87,34 @@ pub struct RateLimits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RateLimit>,
 }
+
+/// What `palisade-auth-server migrate` reports when it is done, on stdout and in the
+/// container's termination message (where the operator reads it): `schema version <n>`.
+pub mod migration {
+    /// The container's termination-message file (Kubernetes' default path).
+    pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+    const PREFIX: &str = "schema version ";
+
+    /// The report for schema version `version`.
+    pub fn report(version: i64) -> String {
+        format!("{PREFIX}{version}")
+    }
+
+    /// The schema version in a report, if the text is one.
+    pub fn parse_report(text: &str) -> Option<i64> {
+        text.lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(PREFIX)?.trim().parse().ok())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn report_round_trips_and_other_text_is_not_a_version() {
+            assert_eq!(super::parse_report(&super::report(7)), Some(7));
+            assert_eq!(super::parse_report("log line\nschema version 3\n"), Some(3));
+            assert_eq!(super::parse_report("Error: connection refused"), None);
+            assert_eq!(super::parse_report("schema version x"), None);
+        }
+    }
+}

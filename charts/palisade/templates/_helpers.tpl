@@ -96,10 +96,20 @@ watched namespace.
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
   verbs: [get, list, watch, create, patch, delete]
-# Migration Jobs are watched (owned objects) so their completion triggers a reconcile.
+# Migration Jobs: created once per image, watched (owned objects) so their completion
+# triggers a reconcile, deleted when a failed one is retried.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch]
+  verbs: [get, list, watch, create, delete]
+# Rollout record ConfigMap `<provider>-rollout` (server-side apply).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
+# Pods of a rollout (restarts, readiness) and of a migration Job (termination message).
+# Never pod logs, never exec.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Events on AuthProviders and OAuthClients (events.k8s.io/v1; series are patched).
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -1,8 +1,10 @@
 //! The AuthProvider controller: `reconcile.rs` holds the steps, `desired.rs` reduces the spec
 //! to render inputs (pure), `status.rs` decides conditions (pure), `keys.rs` applies the
-//! rotation schedule to the signing-key Secret.
+//! rotation schedule to the signing-key Secret, `rollout.rs` runs one rollout step (migration
+//! Job, pod template, rollback).
 
 pub mod desired;
 pub mod keys;
 pub mod reconcile;
+pub mod rollout;
 pub mod status;

@@ -184,29 +184,12 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
 
     let can_run = database == SecretCheck::Present
         && redis.as_ref().is_none_or(|r| *r == SecretCheck::Present);
-    let mut revision = None;
-    if can_run && keys.is_ok() {
-        let (template, rev) = render::deployment::render_pod_template(
-            &owner,
-            &desired::pod_input(spec, &ctx.config.auth_server_image),
-        );
-        let deployment = render::deployment::render_deployment(
-            &owner,
-            &desired::deployment_input(spec),
-            template,
-        );
-        if applier.apply(&ns, deployment).await? {
-            ctx.event(
-                ap.as_ref(),
-                EventType::Normal,
-                "DeploymentApplied",
-                "Apply",
-                format!("applied Deployment {} at revision {rev}", owner.name),
-            )
-            .await;
-        }
-        revision = Some(rev);
-    }
+    // The Deployment, through the rollout step (migration gate, rollback).
+    let rollout = if can_run && keys.is_ok() {
+        Some(super::rollout::step(&ctx, ap.as_ref(), &owner, now).await?)
+    } else {
+        None
+    };
     match &scale.autoscaling {
         Some(input) => {
             applier
@@ -228,9 +211,14 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
     }
 
     // 4. Status.
-    let deployment = Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&owner.name)
-        .await?;
+    let deployment = match &rollout {
+        Some(r) => r.deployment.clone(),
+        None => {
+            Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&owner.name)
+                .await?
+        }
+    };
     let deployment_obs = deployment.as_ref().map(observe_deployment);
     let observed = Observed {
         generation: ap.metadata.generation,
@@ -240,6 +228,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         limited_without_redis: scale.limited_without_redis,
         deployment: deployment_obs.clone(),
         keys: keys_obs,
+        rollout: rollout.as_ref().map(|r| r.report.clone()),
     };
     let verdicts = status::decide(&observed);
     let previous = ap.status.clone().unwrap_or_default();
@@ -253,8 +242,19 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         current_revision: deployment
             .as_ref()
             .and_then(|d| d.spec.as_ref())
-            .and_then(|s| render::deployment::revision_of(&s.template).map(String::from))
-            .or(revision),
+            .and_then(|s| render::deployment::revision_of(&s.template).map(String::from)),
+        last_good_revision: match &rollout {
+            Some(r) => r.report.last_good_revision.clone(),
+            None => previous.last_good_revision.clone(),
+        },
+        failed_revision: match &rollout {
+            Some(r) => r.report.failed_revision.clone(),
+            None => previous.failed_revision.clone(),
+        },
+        schema_version: rollout
+            .as_ref()
+            .and_then(|r| r.report.schema_version)
+            .or(previous.schema_version),
         active_key_id: keys
             .as_ref()
             .ok()
@@ -265,7 +265,6 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             .ok()
             .map(|k| k.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .or(previous.next_rotation.clone()),
-        ..previous.clone()
     };
     if let Ok(k) = &keys {
         let labels = crate::metrics::ProviderLabels {
@@ -327,8 +326,12 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             .unwrap_or(Duration::from_secs(1));
         wait = wait.min(until_keys + Duration::from_millis(200));
     }
-    if !is_ready(&new_status) {
+    if !is_ready(&new_status) || rollout.as_ref().is_some_and(|r| r.busy) {
         wait = wait.min(SOON);
+    }
+    if let Some(deadline) = rollout.as_ref().and_then(|r| r.deadline) {
+        let until = (deadline - now).to_std().unwrap_or_default();
+        wait = wait.min(until + Duration::from_millis(500));
     }
     Ok(Action::requeue(wait))
 }
@@ -365,7 +368,14 @@ async fn write_status(
 ) -> Result<(), kube::Error> {
     let api: Api<AuthProvider> =
         Api::namespaced(ctx.client.clone(), &ap.namespace().unwrap_or_default());
-    let patch = serde_json::json!({ "status": status });
+    let mut value = serde_json::to_value(status).expect("status serializes");
+    // A merge patch keeps fields it does not mention: clear the revisions explicitly.
+    if let Some(fields) = value.as_object_mut() {
+        for key in ["currentRevision", "lastGoodRevision", "failedRevision"] {
+            fields.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
+    let patch = serde_json::json!({ "status": value });
     ctx.metrics.count_write("AuthProvider", "patch_status");
     api.patch_status(
         &ap.name_any(),

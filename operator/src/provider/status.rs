@@ -1,9 +1,11 @@
 //! Status decisions for an AuthProvider, as pure functions of what was observed and the clock.
 //! Reasons form a small vocabulary users can search for:
 //! `Available`, `Progressing`, `DatabaseSecretMissing`, `RedisSecretMissing`,
-//! `SingleReplicaWithoutRedis`, `RolloutComplete`, `RolloutInProgress`, `AsExpected`,
-//! `KeySetCurrent`, `KeySetInvalid`.
+//! `SingleReplicaWithoutRedis`, `RolloutComplete`, `RolloutInProgress`, `WaitingForMigration`,
+//! `AsExpected`, `KeySetCurrent`, `KeySetInvalid`, and for rollouts `ProgressDeadlineExceeded`,
+//! `RestartsExceeded`, `NotReadyInTime`, `MigrationFailed`, `NoRollback`.
 
+use crate::rollout::plan::Report;
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -53,6 +55,8 @@ pub struct Observed {
     pub limited_without_redis: bool,
     pub deployment: Option<DeploymentObservation>,
     pub keys: Option<KeysObservation>,
+    /// What the rollout step reports (absent while the provider cannot run at all).
+    pub rollout: Option<Report>,
 }
 
 /// One condition's desired content.
@@ -107,6 +111,7 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
             && d.desired > 0
     });
 
+    let waiting = obs.rollout.as_ref().and_then(|r| r.waiting.clone());
     out.push(if let Some(msg) = db_missing {
         verdict("Ready", false, "DatabaseSecretMissing", msg)
     } else if let Some(msg) = redis_missing {
@@ -135,12 +140,20 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
                 "Ready",
                 false,
                 "Progressing",
-                "creating the auth-server Deployment",
+                waiting
+                    .clone()
+                    .unwrap_or_else(|| "creating the auth-server Deployment".into()),
             ),
         }
     });
 
     out.push(match (&obs.deployment, rollout_done) {
+        _ if waiting.is_some() => verdict(
+            "Progressing",
+            true,
+            "WaitingForMigration",
+            waiting.clone().unwrap_or_default(),
+        ),
         (Some(_), Some(true)) => verdict(
             "Progressing",
             false,
@@ -164,7 +177,10 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
         ),
     });
 
-    out.push(if obs.limited_without_redis {
+    let rollout_degraded = obs.rollout.as_ref().and_then(|r| r.degraded.clone());
+    out.push(if let Some((reason, message)) = rollout_degraded {
+        verdict("Degraded", true, reason, message)
+    } else if obs.limited_without_redis {
         verdict(
             "Degraded",
             true,
@@ -175,6 +191,10 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
         verdict("Degraded", false, "AsExpected", "no problems found")
     });
 
+    if let Some(r) = &obs.rollout {
+        let (rolled_back, reason, message) = &r.rolled_back;
+        out.push(verdict("RolledBack", *rolled_back, reason, message.clone()));
+    }
     if let Some(keys) = &obs.keys {
         out.push(match keys {
             KeysObservation::Ready { active_kid, until } => verdict(
@@ -257,6 +277,7 @@ mod tests {
                 active_kid: "k1".into(),
                 until: DateTime::from_timestamp(0, 0).unwrap(),
             }),
+            rollout: None,
         }
     }
 
@@ -316,6 +337,48 @@ mod tests {
         let d = find(&decide(&obs), "Degraded").clone();
         assert!(d.ok);
         assert_eq!(d.reason, "SingleReplicaWithoutRedis");
+    }
+
+    #[test]
+    fn a_rollback_is_degraded_and_rolled_back_while_the_old_revision_serves() {
+        let mut obs = healthy();
+        obs.limited_without_redis = true;
+        obs.rollout = Some(Report {
+            degraded: Some((
+                "NotReadyInTime",
+                "revision abc (image x-broken) failed".into(),
+            )),
+            rolled_back: (
+                true,
+                "NotReadyInTime",
+                "revision abc (image x-broken) failed".into(),
+            ),
+            ..Default::default()
+        });
+        let v = decide(&obs);
+        let degraded = find(&v, "Degraded");
+        assert!(degraded.ok);
+        assert_eq!(
+            degraded.reason, "NotReadyInTime",
+            "the rollout failure comes first"
+        );
+        assert!(find(&v, "RolledBack").ok);
+        assert!(find(&v, "Ready").ok, "the last good revision serves");
+    }
+
+    #[test]
+    fn a_running_migration_is_progress_not_readiness() {
+        let mut obs = healthy();
+        obs.deployment = None;
+        obs.rollout = Some(Report {
+            waiting: Some("waiting for migration Job dev-migrate-1".into()),
+            ..Default::default()
+        });
+        let v = decide(&obs);
+        assert_eq!(find(&v, "Progressing").reason, "WaitingForMigration");
+        assert!(!find(&v, "Ready").ok);
+        assert!(find(&v, "Ready").message.contains("dev-migrate-1"));
+        assert!(!find(&v, "RolledBack").ok);
     }
 
     #[test]

@@ -18,8 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use palisade_wire::contract::{self, env, ADMIN_PORT, PUBLIC_PORT};
 use std::collections::BTreeMap;
 
-/// Pod-template annotation carrying the revision (hash of the template without it).
-pub const REVISION_ANNOTATION: &str = "auth.palisade.dev/revision";
+pub use crate::rollout::revision::{revision_of, REVISION_ANNOTATION};
 /// Non-root UID/GID of the auth-server image.
 pub const RUN_AS_USER: i64 = 65532;
 
@@ -239,25 +238,8 @@ pub fn render_pod_template(owner: &Owner, input: &PodInput) -> (PodTemplateSpec,
             ..Default::default()
         }),
     };
-    let revision = crate::apply::content_hash(&template);
-    template
-        .metadata
-        .get_or_insert_with(Default::default)
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(REVISION_ANNOTATION.into(), revision.clone());
+    let revision = crate::rollout::revision::stamp(&mut template);
     (template, revision)
-}
-
-/// The revision recorded on a live pod template, if any.
-pub fn revision_of(template: &PodTemplateSpec) -> Option<&str> {
-    template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(REVISION_ANNOTATION)
-        .map(String::as_str)
 }
 
 /// Renders the Deployment around an already rendered pod template.

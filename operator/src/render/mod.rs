@@ -4,6 +4,7 @@
 pub mod deployment;
 pub mod hpa;
 pub mod ingress;
+pub mod migration_job;
 pub mod network_policy;
 pub mod owner;
 pub mod pdb;
