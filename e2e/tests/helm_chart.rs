@@ -211,12 +211,19 @@ fn chart_lints_and_renders_a_restricted_least_privilege_operator() {
         "deployments",
         &["get", "list", "watch", "create", "patch"],
     );
-    expect("batch", "jobs", &["list", "watch"]);
+    expect(
+        "batch",
+        "jobs",
+        &["get", "list", "watch", "create", "delete"],
+    );
+    expect("", "configmaps", &["get", "create", "patch"]);
     expect("", "namespaces", &["get"]);
     expect("events.k8s.io", "events", &["create", "patch"]);
+    expect("", "pods", &["list"]);
     assert!(
-        verbs(cluster_rules, "", "pods").is_empty(),
-        "no access to pods"
+        verbs(cluster_rules, "", "pods/log").is_empty()
+            && verbs(cluster_rules, "", "pods/exec").is_empty(),
+        "no pod logs, no exec"
     );
     assert!(verbs(cluster_rules, "coordination.k8s.io", "leases").is_empty());
     let binding = one(&docs, "ClusterRoleBinding");
