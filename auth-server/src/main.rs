@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use palisade_auth_server::config::Config;
 use palisade_auth_server::keys::KeyStore;
 use palisade_auth_server::metrics::Metrics;
+use palisade_auth_server::ratelimit::{redis::RedisLimiter, RateLimiter};
 use palisade_auth_server::state::AppState;
 use palisade_auth_server::store::{memory::MemoryStore, postgres, Store};
 use palisade_auth_server::{admin_router, public_router};
@@ -45,6 +46,21 @@ fn init_logs(config: &Config) {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+}
+
+/// Shared buckets through Redis when `REDIS_URL` is set, buckets in this process otherwise.
+fn rate_limiter(config: &Config, metrics: &Metrics) -> anyhow::Result<RateLimiter> {
+    Ok(match &config.redis_url {
+        Some(url) => RateLimiter::shared(
+            config.rate_limits.clone(),
+            RedisLimiter::new(
+                url,
+                format!("palisade:{}:", config.issuer),
+                metrics.rate_limiter_errors.clone(),
+            )?,
+        ),
+        None => RateLimiter::new(config.rate_limits.clone()),
+    })
 }
 
 #[tokio::main]
@@ -104,6 +120,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = Metrics::default();
     let mut registry = prometheus_client::registry::Registry::default();
     metrics.register(&mut registry);
+    let limiter = Arc::new(rate_limiter(&config, &metrics)?);
     let state = AppState {
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -111,9 +128,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         registry: Arc::new(registry),
         admin_token: Arc::new(admin_token.clone()),
-        limiter: Arc::new(palisade_auth_server::ratelimit::RateLimiter::new(
-            config.rate_limits.clone(),
-        )),
+        limiter,
     };
     if dev {
         let secret = random_token(32);
@@ -140,9 +155,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .await?;
         // Development only (in-memory store): print what a developer needs to try it.
-        println!("development issuer {} (in-memory store)", config.issuer);
-        println!("dev client: client_id=dev-client client_secret={secret}");
-        println!("admin token: {admin_token}");
+        // Written with errors ignored: a reader that stops reading must not stop the server.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "development issuer {} (in-memory store)\ndev client: client_id=dev-client client_secret={secret}\nadmin token: {admin_token}",
+            config.issuer
+        );
+        let _ = out.flush();
     }
     let public = tokio::net::TcpListener::bind(config.public_addr).await?;
     let admin = tokio::net::TcpListener::bind(config.admin_addr).await?;

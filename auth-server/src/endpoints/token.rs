@@ -40,6 +40,16 @@ pub fn granted_scope(
     }
 }
 
+/// A successful token response (RFC 6749 §5.1), serialized without an intermediate value.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+}
+
 /// The token endpoint.
 pub async fn token(
     State(state): State<AppState>,
@@ -97,11 +107,12 @@ async fn client_credentials(
             grant_type: "client_credentials",
         })
         .inc();
-    let mut body =
-        serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl });
-    if !scope.is_empty() {
-        body["scope"] = scope.into();
-    }
+    let body = TokenResponse {
+        access_token: &token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: &scope,
+    };
     Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
