@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use palisade_wire::keyset::{self, GeneratedKey, KeySet, PublicJwk};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -74,7 +75,15 @@ pub struct LoadedKeys {
     verifiers: HashMap<String, (Verifier, Algorithm)>,
     decoders: HashMap<String, (DecodingKey, Algorithm)>,
     jwks_cache: RwLock<Option<(u64, axum::body::Bytes)>>,
+    /// SHA-256 of signed messages and signatures that verified with this key set: the same
+    /// token introspected again skips the signature check (the result cannot differ while the
+    /// key is published; a reload starts a new cache).
+    verified: moka::sync::Cache<[u8; 32], ()>,
 }
+
+/// Verified signatures remembered per key set, and for how long.
+const VERIFIED_CAPACITY: u64 = 50_000;
+const VERIFIED_TTL: Duration = Duration::from_secs(600);
 
 fn jwt_alg(alg: keyset::Algorithm) -> Algorithm {
     match alg {
@@ -156,6 +165,10 @@ impl LoadedKeys {
             verifiers,
             decoders,
             jwks_cache: RwLock::new(None),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         })
     }
 
@@ -202,6 +215,17 @@ impl LoadedKeys {
         if *key_alg != alg {
             return Err(SignatureError::BadSignature);
         }
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(kid)
+            .chain_update([0])
+            .chain_update(message)
+            .chain_update(b".")
+            .chain_update(signature_b64)
+            .finalize()
+            .into();
+        if self.verified.contains_key(&digest) {
+            return Ok(());
+        }
         let ok = match verifier {
             Verifier::Parsed(public) => URL_SAFE_NO_PAD
                 .decode(signature_b64)
@@ -211,6 +235,7 @@ impl LoadedKeys {
             }
         };
         if ok {
+            self.verified.insert(digest, ());
             Ok(())
         } else {
             Err(SignatureError::BadSignature)
@@ -382,6 +407,34 @@ mod tests {
         assert!(
             keys.sign(&claims, "at+jwt", t(350)).is_none(),
             "no signer outside every window"
+        );
+        // A verified signature is remembered, but never past its key's publish window.
+        let (message, signature) = early.rsplit_once('.').unwrap();
+        let check = |at| {
+            keys.verify_signature(
+                &a.kid,
+                Algorithm::ES256,
+                message.as_bytes(),
+                signature,
+                t(at),
+            )
+        };
+        assert_eq!(check(20), Ok(()));
+        assert_eq!(check(20), Ok(()), "again, from the cache");
+        assert_eq!(check(250), Err(SignatureError::UnknownKey));
+        let wrong_alg = keys.verify_signature(
+            &a.kid,
+            Algorithm::EdDSA,
+            message.as_bytes(),
+            signature,
+            t(20),
+        );
+        assert_eq!(wrong_alg, Err(SignatureError::BadSignature));
+        let other = format!("{message}x");
+        assert_eq!(
+            keys.verify_signature(&a.kid, Algorithm::ES256, other.as_bytes(), signature, t(20)),
+            Err(SignatureError::BadSignature),
+            "another message with a remembered signature still fails"
         );
     }
 }
