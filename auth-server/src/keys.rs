@@ -2,21 +2,88 @@
 //! restart), with the signer chosen by the clock at every signature — never by when the file
 //! was read — so replicas agree without talking to each other.
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair, ECDSA_P256_SHA256_FIXED,
+    ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_SHA256,
+};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use palisade_wire::keyset::{self, GeneratedKey, KeySet, PublicJwk};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// A private key parsed once per key-set load (jsonwebtoken re-parses the PKCS#8 document on
+/// every signature, which costs about as much as the signature itself).
+enum Signer {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair),
+}
+
+impl Signer {
+    fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Signer::Ecdsa(k) => k
+                .sign(&SystemRandom::new(), message)
+                .ok()
+                .map(|s| s.as_ref().to_vec()),
+            Signer::Ed25519(k) => Some(k.sign(message).as_ref().to_vec()),
+            Signer::Rsa(k) => {
+                let mut sig = vec![0; k.public_modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut sig)
+                    .ok()?;
+                Some(sig)
+            }
+        }
+    }
+}
+
+/// A public key parsed once; RSA keys verify through jsonwebtoken.
+enum Verifier {
+    Parsed(ParsedPublicKey),
+    Jwt(DecodingKey),
+}
+
+/// Why a compact JWS did not verify against the key set.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SignatureError {
+    /// No key with that `kid` is published now.
+    UnknownKey,
+    /// The algorithm is not the key's, or the signature is wrong.
+    BadSignature,
+}
+
+/// The JOSE header Palisade writes.
+#[derive(Serialize)]
+struct JoseHeader<'a> {
+    typ: &'a str,
+    alg: Algorithm,
+    kid: &'a str,
+}
+
 /// A key set with its keys parsed once.
 pub struct LoadedKeys {
     pub set: KeySet,
-    encoders: HashMap<String, (EncodingKey, Algorithm)>,
+    signers: HashMap<String, (Signer, Algorithm)>,
+    verifiers: HashMap<String, (Verifier, Algorithm)>,
     decoders: HashMap<String, (DecodingKey, Algorithm)>,
+    jwks_cache: RwLock<Option<(u64, axum::body::Bytes)>>,
+    /// SHA-256 of signed messages and signatures that verified with this key set: the same
+    /// token introspected again skips the signature check (the result cannot differ while the
+    /// key is published; a reload starts a new cache).
+    verified: moka::sync::Cache<[u8; 32], ()>,
 }
+
+/// Verified signatures remembered per key set, and for how long.
+const VERIFIED_CAPACITY: u64 = 50_000;
+const VERIFIED_TTL: Duration = Duration::from_secs(600);
 
 fn jwt_alg(alg: keyset::Algorithm) -> Algorithm {
     match alg {
@@ -35,40 +102,144 @@ fn decoding_key(jwk: &PublicJwk) -> Option<DecodingKey> {
     }
 }
 
+fn parse_key(k: &keyset::SigningKey) -> anyhow::Result<(Signer, Verifier, DecodingKey)> {
+    let bad = |what: &str| anyhow::anyhow!("key {}: {what}", k.kid);
+    let pem = k.private_key_pem.as_bytes();
+    let dec = decoding_key(&k.public_jwk).ok_or_else(|| bad("bad public JWK"))?;
+    let (signer, verifier) = match k.alg {
+        keyset::Algorithm::ES256 => {
+            let der = EncodingKey::from_ec_pem(pem).map_err(|e| bad(&e.to_string()))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.inner())
+                .map_err(|e| bad(&e.to_string()))?;
+            let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, dec.as_bytes())
+                .map_err(|e| bad(&e.to_string()))?;
+            (Signer::Ecdsa(pair), Verifier::Parsed(public))
+        }
+        keyset::Algorithm::EdDSA => {
+            let der = EncodingKey::from_ed_pem(pem).map_err(|e| bad(&e.to_string()))?;
+            let pair = Ed25519KeyPair::from_pkcs8(der.inner()).map_err(|e| bad(&e.to_string()))?;
+            let public =
+                ParsedPublicKey::new(&ED25519, dec.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+            (Signer::Ed25519(pair), Verifier::Parsed(public))
+        }
+        keyset::Algorithm::RS256 => {
+            let der = EncodingKey::from_rsa_pem(pem).map_err(|e| bad(&e.to_string()))?;
+            let pair = RsaKeyPair::from_der(der.inner()).map_err(|e| bad(&e.to_string()))?;
+            (Signer::Rsa(pair), Verifier::Jwt(dec.clone()))
+        }
+    };
+    // The private key must match the published public key, or tokens would never verify.
+    let matches = match (&signer, &verifier) {
+        (Signer::Ecdsa(p), Verifier::Parsed(v)) => p.public_key().as_ref() == v.as_ref(),
+        (Signer::Ed25519(p), Verifier::Parsed(v)) => p.public_key().as_ref() == v.as_ref(),
+        _ => true,
+    };
+    if !matches {
+        return Err(bad("the private key does not match the public JWK"));
+    }
+    Ok((signer, verifier, dec))
+}
+
+fn b64_json<T: Serialize>(value: &T, out: &mut String) -> Option<()> {
+    let json = serde_json::to_vec(value).ok()?;
+    URL_SAFE_NO_PAD.encode_string(json, out);
+    Some(())
+}
+
 impl LoadedKeys {
     /// Parses every key; a key that cannot be parsed makes the whole set invalid.
     pub fn new(set: KeySet) -> anyhow::Result<Self> {
-        let mut encoders = HashMap::new();
+        let mut signers = HashMap::new();
+        let mut verifiers = HashMap::new();
         let mut decoders = HashMap::new();
         for k in &set.keys {
             let alg = jwt_alg(k.alg);
-            let pem = k.private_key_pem.as_bytes();
-            let enc = match k.alg {
-                keyset::Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
-                keyset::Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
-                keyset::Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
-            }
-            .map_err(|e| anyhow::anyhow!("key {}: {e}", k.kid))?;
-            let dec = decoding_key(&k.public_jwk)
-                .ok_or_else(|| anyhow::anyhow!("key {}: bad public JWK", k.kid))?;
-            encoders.insert(k.kid.clone(), (enc, alg));
+            let (signer, verifier, dec) = parse_key(k)?;
+            signers.insert(k.kid.clone(), (signer, alg));
+            verifiers.insert(k.kid.clone(), (verifier, alg));
             decoders.insert(k.kid.clone(), (dec, alg));
         }
         Ok(LoadedKeys {
             set,
-            encoders,
+            signers,
+            verifiers,
             decoders,
+            jwks_cache: RwLock::new(None),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(VERIFIED_TTL)
+                .build(),
         })
     }
 
-    /// Signs `claims` with the key active at `now`, with JOSE header type `typ`.
+    /// Signs `claims` with the key active at `now`, with JOSE header type `typ`: a compact
+    /// JWS (RFC 7515) with `alg`, `kid` and `typ` in its header.
     pub fn sign<T: Serialize>(&self, claims: &T, typ: &str, now: DateTime<Utc>) -> Option<String> {
         let key = self.set.signing_key(now)?;
-        let (enc, alg) = self.encoders.get(&key.kid)?;
-        let mut header = Header::new(*alg);
-        header.kid = Some(key.kid.clone());
-        header.typ = Some(typ.to_string());
-        jsonwebtoken::encode(&header, claims, enc).ok()
+        let (signer, alg) = self.signers.get(&key.kid)?;
+        let header = JoseHeader {
+            typ,
+            alg: *alg,
+            kid: &key.kid,
+        };
+        let mut out = String::with_capacity(640);
+        b64_json(&header, &mut out)?;
+        out.push('.');
+        b64_json(claims, &mut out)?;
+        let signature = signer.sign(out.as_bytes())?;
+        out.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut out);
+        Some(out)
+    }
+
+    /// Checks the signature of a compact JWS: `message` is `header.payload` as sent,
+    /// `signature_b64` the third part. The key must be published at `now` and its algorithm
+    /// must be `alg`.
+    pub fn verify_signature(
+        &self,
+        kid: &str,
+        alg: Algorithm,
+        message: &[u8],
+        signature_b64: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), SignatureError> {
+        if !self
+            .set
+            .keys
+            .iter()
+            .any(|k| k.kid == kid && k.is_published(now))
+        {
+            return Err(SignatureError::UnknownKey);
+        }
+        let (verifier, key_alg) = self.verifiers.get(kid).ok_or(SignatureError::UnknownKey)?;
+        if *key_alg != alg {
+            return Err(SignatureError::BadSignature);
+        }
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(kid)
+            .chain_update([0])
+            .chain_update(message)
+            .chain_update(b".")
+            .chain_update(signature_b64)
+            .finalize()
+            .into();
+        if self.verified.contains_key(&digest) {
+            return Ok(());
+        }
+        let ok = match verifier {
+            Verifier::Parsed(public) => URL_SAFE_NO_PAD
+                .decode(signature_b64)
+                .is_ok_and(|sig| public.verify_sig(message, &sig).is_ok()),
+            Verifier::Jwt(key) => {
+                jsonwebtoken::crypto::verify(signature_b64, message, key, alg).unwrap_or(false)
+            }
+        };
+        if ok {
+            self.verified.insert(digest, ());
+            Ok(())
+        } else {
+            Err(SignatureError::BadSignature)
+        }
     }
 
     /// The verification key for `kid`, if it is published at `now`.
@@ -94,6 +265,32 @@ impl LoadedKeys {
             })
             .collect();
         serde_json::json!({ "keys": keys })
+    }
+
+    /// [`Self::jwks`] serialized, rendered once per set of published keys.
+    pub fn jwks_json(&self, now: DateTime<Utc>) -> axum::body::Bytes {
+        if self.set.keys.len() > 64 {
+            return serde_json::to_vec(&self.jwks(now))
+                .expect("jwks serializes")
+                .into();
+        }
+        // Which keys are published, as a bit set: the document changes only when it does.
+        let published = self
+            .set
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| k.is_published(now))
+            .fold(0u64, |acc, (i, _)| acc | (1u64 << i));
+        if let Some((mask, body)) = self.jwks_cache.read().expect("lock").as_ref() {
+            if *mask == published {
+                return body.clone();
+            }
+        }
+        let body =
+            axum::body::Bytes::from(serde_json::to_vec(&self.jwks(now)).expect("jwks serializes"));
+        *self.jwks_cache.write().expect("lock") = Some((published, body.clone()));
+        body
     }
 }
 
@@ -210,6 +407,34 @@ mod tests {
         assert!(
             keys.sign(&claims, "at+jwt", t(350)).is_none(),
             "no signer outside every window"
+        );
+        // A verified signature is remembered, but never past its key's publish window.
+        let (message, signature) = early.rsplit_once('.').unwrap();
+        let check = |at| {
+            keys.verify_signature(
+                &a.kid,
+                Algorithm::ES256,
+                message.as_bytes(),
+                signature,
+                t(at),
+            )
+        };
+        assert_eq!(check(20), Ok(()));
+        assert_eq!(check(20), Ok(()), "again, from the cache");
+        assert_eq!(check(250), Err(SignatureError::UnknownKey));
+        let wrong_alg = keys.verify_signature(
+            &a.kid,
+            Algorithm::EdDSA,
+            message.as_bytes(),
+            signature,
+            t(20),
+        );
+        assert_eq!(wrong_alg, Err(SignatureError::BadSignature));
+        let other = format!("{message}x");
+        assert_eq!(
+            keys.verify_signature(&a.kid, Algorithm::ES256, other.as_bytes(), signature, t(20)),
+            Err(SignatureError::BadSignature),
+            "another message with a remembered signature still fails"
         );
     }
 }

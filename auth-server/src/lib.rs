@@ -66,7 +66,7 @@ async fn rate_limited(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(ip) = addr {
-        if let Err(wait) = state.limiter.check(endpoint, ip, Instant::now()) {
+        if let Err(wait) = state.limiter.admit(endpoint, ip).await {
             state.metrics.rate_limit_block.inc();
             return Err(error::OAuthError::TooManyRequests(wait));
         }

@@ -146,11 +146,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             })
             .await?;
         // Development only (in-memory store): print what a developer needs to try it.
-        println!("development issuer {} (in-memory store)", config.issuer);
-        println!("dev client: client_id=dev-client client_secret={secret}");
-        println!("dev client redirect URI: {DEV_REDIRECT_URI}");
-        println!("dev user: username=dev password={password}");
-        println!("admin token: {admin_token}");
+        // Written with errors ignored: a reader that stops reading must not stop the server.
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "development issuer {} (in-memory store)\n\
+             dev client: client_id=dev-client client_secret={secret}\n\
+             dev client redirect URI: {DEV_REDIRECT_URI}\n\
+             dev user: username=dev password={password}\n\
+             admin token: {admin_token}",
+            config.issuer
+        );
+        let _ = out.flush();
     }
     let public = tokio::net::TcpListener::bind(config.public_addr).await?;
     let admin = tokio::net::TcpListener::bind(config.admin_addr).await?;

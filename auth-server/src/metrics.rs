@@ -35,6 +35,8 @@ pub struct Metrics {
     pub login_failure: Counter,
     pub refresh_reuse_detected: Counter,
     pub rate_limit_block: Counter,
+    /// Rate-limit checks that could not reach Redis and were admitted (fail open).
+    pub rate_limiter_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -51,6 +53,7 @@ impl Default for Metrics {
             login_failure: Counter::default(),
             refresh_reuse_detected: Counter::default(),
             rate_limit_block: Counter::default(),
+            rate_limiter_errors: Counter::default(),
         }
     }
 }
@@ -88,6 +91,11 @@ impl Metrics {
             "rate_limit_block",
             "Requests refused by a rate limit",
             self.rate_limit_block.clone(),
+        );
+        r.register(
+            "rate_limiter_errors",
+            "Rate-limit checks admitted because Redis was unavailable (fail open)",
+            self.rate_limiter_errors.clone(),
         );
     }
 }

@@ -1,7 +1,8 @@
 //! Per-endpoint rate limits per client address: token buckets (`requestsPerMinute` sustained,
-//! `burst` at once), answered with 429 and `Retry-After`. Buckets live in this process; with
-//! several replicas each enforces the limit on what it receives (a Redis-shared bucket is the
-//! planned next step).
+//! `burst` at once), answered with 429 and `Retry-After`. With `REDIS_URL` the buckets live in
+//! Redis and every replica shares them ([`redis`]); without it they live in this process.
+
+pub mod redis;
 
 use palisade_wire::contract::{RateLimit, RateLimits};
 use std::collections::HashMap;
@@ -47,18 +48,45 @@ pub enum Endpoint {
     Revoke,
 }
 
-/// All buckets of this process.
+/// The rate limits, with buckets in this process or shared through Redis.
 pub struct RateLimiter {
     limits: RateLimits,
     buckets: Mutex<HashMap<(Endpoint, IpAddr), Bucket>>,
+    shared: Option<redis::RedisLimiter>,
 }
 
 impl RateLimiter {
-    /// A limiter enforcing `limits`.
+    /// A limiter enforcing `limits` with buckets in this process.
     pub fn new(limits: RateLimits) -> Self {
         RateLimiter {
             limits,
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// A limiter enforcing `limits` with buckets shared through Redis.
+    pub fn shared(limits: RateLimits, redis: redis::RedisLimiter) -> Self {
+        RateLimiter {
+            shared: Some(redis),
+            ..Self::new(limits)
+        }
+    }
+
+    /// Admits one request from `addr` at `endpoint`, or says how many seconds to wait.
+    pub async fn admit(&self, endpoint: Endpoint, addr: IpAddr) -> Result<(), u64> {
+        match (&self.shared, self.limit(endpoint)) {
+            (_, None) => Ok(()),
+            (Some(shared), Some(limit)) => shared.check(endpoint, addr, limit).await,
+            (None, Some(_)) => self.check(endpoint, addr, Instant::now()),
+        }
+    }
+
+    /// Whether the shared store answers within `timeout`; `None` without one.
+    pub async fn ping_shared(&self, timeout: std::time::Duration) -> Option<Result<(), String>> {
+        match &self.shared {
+            Some(shared) => Some(shared.ping(timeout).await),
+            None => None,
         }
     }
 
@@ -72,7 +100,8 @@ impl RateLimiter {
         }
     }
 
-    /// Admits one request from `addr`, or says how many seconds to wait.
+    /// Admits one request from `addr` against this process's buckets, or says how many
+    /// seconds to wait.
     pub fn check(&self, endpoint: Endpoint, addr: IpAddr, now: Instant) -> Result<(), u64> {
         let Some(limit) = self.limit(endpoint) else {
             return Ok(());

@@ -5,6 +5,7 @@ use crate::cookies::Cookies;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
+use crate::ratelimit::{redis::RedisLimiter, RateLimiter};
 use crate::store::Store;
 use palisade_wire::contract::{
     INTERNAL_ADMIN_TOKEN_KEY, INTERNAL_COOKIE_KEY, INTERNAL_PASSWORD_PEPPER_KEY,
@@ -22,7 +23,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// Per-endpoint, per-address rate limits.
-    pub limiter: Arc<crate::ratelimit::RateLimiter>,
+    pub limiter: Arc<RateLimiter>,
     /// Bearer token of the admin API.
     pub admin_token: Arc<String>,
     /// Session and CSRF cookies.
@@ -61,6 +62,21 @@ impl Secrets {
     }
 }
 
+/// Shared buckets through Redis when `REDIS_URL` is set, buckets in this process otherwise.
+fn rate_limiter(config: &Config, metrics: &Metrics) -> anyhow::Result<RateLimiter> {
+    Ok(match &config.redis_url {
+        Some(url) => RateLimiter::shared(
+            config.rate_limits.clone(),
+            RedisLimiter::new(
+                url,
+                format!("palisade:{}:", config.issuer),
+                metrics.rate_limiter_errors.clone(),
+            )?,
+        ),
+        None => RateLimiter::new(config.rate_limits.clone()),
+    })
+}
+
 impl AppState {
     /// Assembles the state (metrics registered, rate limiter built from the configuration).
     pub fn new(
@@ -75,9 +91,7 @@ impl AppState {
         Ok(AppState {
             cookies: Arc::new(Cookies::new(&secrets.cookie_key, &config.issuer)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),
-            limiter: Arc::new(crate::ratelimit::RateLimiter::new(
-                config.rate_limits.clone(),
-            )),
+            limiter: Arc::new(rate_limiter(&config, &metrics)?),
             config: Arc::new(config),
             store,
             keys,

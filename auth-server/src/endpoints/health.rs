@@ -1,4 +1,5 @@
-//! `/healthz` (liveness: the process answers) and `/readyz` (storage reachable, a key can sign).
+//! `/healthz` (liveness: the process answers) and `/readyz` (storage and, when configured,
+//! Redis reachable; a key can sign).
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -17,6 +18,14 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             StatusCode::SERVICE_UNAVAILABLE,
             "storage unreachable".into(),
         );
+    }
+    if let Some(Err(e)) = state
+        .limiter
+        .ping_shared(std::time::Duration::from_secs(1))
+        .await
+    {
+        tracing::debug!(error = %e, "readiness: Redis unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable".into());
     }
     if state
         .keys

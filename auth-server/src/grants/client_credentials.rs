@@ -9,6 +9,17 @@ use crate::tokens::{AccessClaims, ACCESS_TOKEN_TYP};
 use axum::response::Response;
 use palisade_wire::registration::{ClientRegistration, GrantType};
 
+/// The client_credentials success response (RFC 6749 §4.4.3), serialized without an
+/// intermediate JSON value: this is the hottest response the server writes.
+#[derive(serde::Serialize)]
+struct TokenResponse<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
+}
+
 /// Decides the granted scope: the requested scopes, all of which the client must be allowed;
 /// none requested means every allowed scope.
 pub fn granted_scope(
@@ -72,12 +83,12 @@ pub async fn grant(
             grant_type: "client_credentials",
         })
         .inc();
-    let mut body =
-        serde_json::json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl });
-    if !scope.is_empty() {
-        body["scope"] = scope.into();
-    }
-    Ok(token_response(body))
+    Ok(token_response(TokenResponse {
+        access_token: &token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: &scope,
+    }))
 }
 
 #[cfg(test)]

@@ -131,7 +131,7 @@ pub async fn user_tokens(
 }
 
 /// A token endpoint success response: JSON, never cached (RFC 6749 §5.1).
-pub fn token_response(body: serde_json::Value) -> Response {
+pub fn token_response<T: serde::Serialize>(body: T) -> Response {
     (
         [
             (header::CACHE_CONTROL, "no-store"),

@@ -1,5 +1,11 @@
 //! PostgreSQL storage (sqlx). Schema: `migrations/`. Every query has a bounded wait, so an
 //! outage becomes a quick 503 rather than a hung request.
+//!
+//! The two reads on every token and introspection request are cached in memory for
+//! [`CACHE_TTL`]: client registrations (dropped at once on this replica's PUT/DELETE) and
+//! "this `jti` is not revoked" answers (dropped at once on this replica's revocation). Other
+//! replicas see a change within [`CACHE_TTL`]; revoked answers are kept, since a revocation is
+//! final.
 
 use super::{
     CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
@@ -12,6 +18,38 @@ use sqlx::Row;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How long a replica may answer from memory after another replica changed a client or
+/// revoked a token: the documented staleness bound (docs/decisions.md).
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Entries per cache; the least recently used go first.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// The in-memory caches in front of the database.
+#[derive(Clone)]
+struct Caches {
+    clients: moka::sync::Cache<String, Arc<ClientRegistration>>,
+    not_revoked: moka::sync::Cache<String, ()>,
+    revoked: moka::sync::Cache<String, ()>,
+}
+
+fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> moka::sync::Cache<String, V> {
+    moka::sync::Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(ttl)
+        .build()
+}
+
+impl Caches {
+    fn new() -> Self {
+        Caches {
+            clients: cache(CACHE_TTL),
+            not_revoked: cache(CACHE_TTL),
+            // Final answers: kept until evicted, or for a day (longer than any token lives).
+            revoked: cache(Duration::from_secs(86_400)),
+        }
+    }
+}
 
 /// The migrations this binary carries; the highest version is the schema it needs.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -26,6 +64,7 @@ pub fn required_schema_version() -> i64 {
 pub struct PostgresStore {
     pool: PgPool,
     inserts: Arc<AtomicU64>,
+    caches: Caches,
 }
 
 fn err(e: sqlx::Error) -> StoreError {
@@ -70,6 +109,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             inserts: Arc::new(AtomicU64::new(0)),
+            caches: Caches::new(),
         })
     }
 
@@ -132,6 +172,9 @@ impl PostgresStore {
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StoreError> {
+        if let Some(reg) = self.caches.clients.get(client_id) {
+            return Ok(Some(reg.as_ref().clone()));
+        }
         let row = sqlx::query("SELECT registration FROM clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
@@ -140,9 +183,12 @@ impl Store for PostgresStore {
         match row {
             Some(r) => {
                 let json: serde_json::Value = r.try_get("registration").map_err(err)?;
-                serde_json::from_value(json)
-                    .map(Some)
-                    .map_err(|e| StoreError(e.to_string()))
+                let reg: ClientRegistration =
+                    serde_json::from_value(json).map_err(|e| StoreError(e.to_string()))?;
+                self.caches
+                    .clients
+                    .insert(client_id.to_string(), Arc::new(reg.clone()));
+                Ok(Some(reg))
             }
             None => Ok(None),
         }
@@ -160,6 +206,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(err)?;
+        self.caches.clients.invalidate(&reg.client_id);
         Ok(())
     }
 
@@ -169,6 +216,7 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(err)?;
+        self.caches.clients.invalidate(client_id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -179,15 +227,30 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(err)?;
+        self.caches.revoked.insert(jti.to_string(), ());
+        self.caches.not_revoked.invalidate(jti);
         Ok(())
     }
 
     async fn is_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        // Revoked first: a "not revoked" answer read just before a local revocation must not win.
+        if self.caches.revoked.contains_key(jti) {
+            return Ok(true);
+        }
+        if self.caches.not_revoked.contains_key(jti) {
+            return Ok(false);
+        }
         let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
             .bind(jti)
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
+        let cache = if row.is_some() {
+            &self.caches.revoked
+        } else {
+            &self.caches.not_revoked
+        };
+        cache.insert(jti.to_string(), ());
         Ok(row.is_some())
     }
 
