@@ -141,7 +141,9 @@ run_palisade() { # memory|pg
     psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE $db" >/dev/null
     dbs+=("$db")
     mkdir -p "$out/internal"
-    python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$out/internal/admin-token"
+    for f in admin-token cookie-key password-pepper; do # the operator's x-internal Secret
+      python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$out/internal/$f"
+    done
     local limit='{"requestsPerMinute":60000000,"burst":1000000}'
     env_extra=(DATABASE_URL="${PG_ADMIN_URL%/*}/$db" REDIS_URL="$REDIS_URL"
       PALISADE_INTERNAL_DIR="$out/internal"

@@ -1,5 +1,6 @@
 //! palisade-auth-server: `serve` (default), `migrate`, `schema-version`.
 
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use palisade_auth_server::config::Config;
 use palisade_auth_server::keys::KeyStore;
@@ -160,11 +161,36 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
         let _ = out.flush();
     }
-    let public = tokio::net::TcpListener::bind(config.public_addr).await?;
-    let admin = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    // TCP_NODELAY: a response is written as soon as it is ready, never held back by Nagle's
+    // algorithm waiting for the client's (delayed) ACK of the previous one.
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    };
+    let public = tokio::net::TcpListener::bind(config.public_addr)
+        .await?
+        .tap_io(nodelay);
+    let admin = tokio::net::TcpListener::bind(config.admin_addr)
+        .await?
+        .tap_io(nodelay);
     tracing::info!(issuer = %config.issuer, public = %config.public_addr, admin = %config.admin_addr, "serving");
+    // SIGTERM (the kubelet, after the pod's preStop pause) or Ctrl-C: stop accepting and let
+    // requests in flight finish.
     let shutdown = || async {
-        let _ = tokio::signal::ctrl_c().await;
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("shutting down: finishing requests in flight");
     };
     // The client address feeds the per-address rate limits.
     let public_app =

@@ -284,3 +284,23 @@ async fn authorize_login_and_userinfo_are_rate_limited() {
     }
     assert_eq!(statuses, [401, 401, 429]);
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let mut server = start("{}");
+    wait_ready(&server.base).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            // Killed by the signal, the status would carry no exit code.
+            assert_eq!(status.code(), Some(0), "a clean exit after SIGTERM");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("still running 5 s after SIGTERM");
+}

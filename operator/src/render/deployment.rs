@@ -10,8 +10,9 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Toleration, Volume, VolumeMount,
+    Lifecycle, LifecycleHandler, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    SleepAction, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -73,6 +74,9 @@ fn env_secret(name: &str, selector: &SecretKeySelector) -> EnvVar {
         }),
     }
 }
+
+/// How long a stopping auth-server pod keeps serving before SIGTERM.
+pub const PRE_STOP_PAUSE_SECONDS: i64 = 5;
 
 fn probe(path: &str, port: &str, period: i32, failures: i32) -> Probe {
     Probe {
@@ -210,6 +214,17 @@ pub fn render_pod_template(owner: &Owner, input: &PodInput) -> (PodTemplateSpec,
         env: Some(render_env(input)),
         liveness_probe: Some(probe("/healthz", "http", 10, 3)),
         readiness_probe: Some(probe("/readyz", "http", 5, 2)),
+        // A stopping pod keeps serving while Services and Ingress controllers drop it, then
+        // gets SIGTERM and finishes its requests in flight.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_PAUSE_SECONDS,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         resources: input.resources.clone(),
         security_context: Some(restricted_security_context()),
         volume_mounts: Some(vec![
@@ -369,6 +384,14 @@ mod tests {
     fn probes_ports_and_scheduling_follow_the_contract() {
         let d = render(&input());
         let c = container(&d);
+        assert_eq!(
+            c.lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref()?.sleep.as_ref())
+                .map(|s| s.seconds),
+            Some(PRE_STOP_PAUSE_SECONDS),
+            "a stopping pod keeps serving while it is removed from the endpoints"
+        );
         assert_eq!(
             c.liveness_probe
                 .as_ref()
