@@ -64,6 +64,8 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", env::RATE_LIMITS))?,
             None => RateLimits::default(),
         };
+        crate::client_addr::parse_trusted(&rate_limits.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("{} trustedProxies: {e}", env::RATE_LIMITS))?;
         let issuer = var(env::ISSUER).unwrap_or_else(|| "http://127.0.0.1:8080".into());
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             anyhow::bail!("{} must be an http(s) URL, got {issuer:?}", env::ISSUER);

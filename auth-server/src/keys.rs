@@ -4,7 +4,7 @@
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    EcdsaKeyPair, Ed25519KeyPair, KeyPair, ParsedPublicKey, RsaKeyPair, ECDSA_P256_SHA256_FIXED,
+    EcdsaKeyPair, Ed25519KeyPair, ParsedPublicKey, RsaKeyPair, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, RSA_PKCS1_SHA256,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -49,6 +49,20 @@ impl Signer {
 enum Verifier {
     Parsed(ParsedPublicKey),
     Jwt(DecodingKey),
+}
+
+impl Verifier {
+    /// Whether `signature_b64` (base64url) signs `message` with this key and `alg`.
+    fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
+        match self {
+            Verifier::Parsed(public) => URL_SAFE_NO_PAD
+                .decode(signature_b64)
+                .is_ok_and(|sig| public.verify_sig(message, &sig).is_ok()),
+            Verifier::Jwt(key) => {
+                jsonwebtoken::crypto::verify(signature_b64, message, key, alg).unwrap_or(false)
+            }
+        }
+    }
 }
 
 /// Why a compact JWS did not verify against the key set.
@@ -128,12 +142,12 @@ fn parse_key(k: &keyset::SigningKey) -> anyhow::Result<(Signer, Verifier, Decodi
             (Signer::Rsa(pair), Verifier::Jwt(dec.clone()))
         }
     };
-    // The private key must match the published public key, or tokens would never verify.
-    let matches = match (&signer, &verifier) {
-        (Signer::Ecdsa(p), Verifier::Parsed(v)) => p.public_key().as_ref() == v.as_ref(),
-        (Signer::Ed25519(p), Verifier::Parsed(v)) => p.public_key().as_ref() == v.as_ref(),
-        _ => true,
-    };
+    // The private key must match the published public key, or tokens would never verify: a
+    // probe signed with one must verify with the other (any algorithm, RSA included).
+    const PROBE: &[u8] = b"palisade: the private key matches the published JWK";
+    let matches = signer
+        .sign(PROBE)
+        .is_some_and(|sig| verifier.verify(jwt_alg(k.alg), PROBE, &URL_SAFE_NO_PAD.encode(sig)));
     if !matches {
         return Err(bad("the private key does not match the public JWK"));
     }
@@ -226,15 +240,7 @@ impl LoadedKeys {
         if self.verified.contains_key(&digest) {
             return Ok(());
         }
-        let ok = match verifier {
-            Verifier::Parsed(public) => URL_SAFE_NO_PAD
-                .decode(signature_b64)
-                .is_ok_and(|sig| public.verify_sig(message, &sig).is_ok()),
-            Verifier::Jwt(key) => {
-                jsonwebtoken::crypto::verify(signature_b64, message, key, alg).unwrap_or(false)
-            }
-        };
-        if ok {
+        if verifier.verify(alg, message, signature_b64) {
             self.verified.insert(digest, ());
             Ok(())
         } else {
@@ -369,6 +375,28 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_private_key_that_does_not_match_its_jwk_is_refused() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        for alg in [
+            keyset::Algorithm::ES256,
+            keyset::Algorithm::RS256,
+            keyset::Algorithm::EdDSA,
+        ] {
+            let key = |g: keyset::GeneratedKey| g.schedule(now, now, later, later);
+            let good = key(keyset::GeneratedKey::generate(alg).unwrap());
+            let other = key(keyset::GeneratedKey::generate(alg).unwrap());
+            assert!(parse_key(&good).is_ok(), "{alg:?}");
+            let swapped = keyset::SigningKey {
+                public_jwk: other.public_jwk,
+                ..good
+            };
+            let err = parse_key(&swapped).err().expect("refused").to_string();
+            assert!(err.contains("does not match"), "{alg:?}: {err}");
+        }
+    }
 
     #[test]
     fn signs_with_the_key_active_now_and_verifies_with_published_keys() {

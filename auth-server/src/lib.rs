@@ -2,6 +2,7 @@
 //! keys and tokens. `main.rs` only parses flags and starts [`serve`].
 
 pub mod admin;
+pub mod client_addr;
 pub mod client_auth;
 pub mod config;
 pub mod cookies;
@@ -19,16 +20,34 @@ pub mod tokens;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use state::AppState;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 /// Largest request body accepted (forms and registrations are small).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest a request may take. Past it the answer is 503 `temporarily_unavailable`, so a
+/// storage or network stall (a partitioned database holds a query forever) never hangs clients.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(
+                deadline_seconds = REQUEST_DEADLINE.as_secs(),
+                "request abandoned at the deadline"
+            );
+            error::OAuthError::TemporarilyUnavailable.into_response()
+        }
+    }
+}
 
 async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let endpoint = req
@@ -61,11 +80,17 @@ async fn rate_limited(
     req: Request,
     next: Next,
 ) -> Result<Response, error::OAuthError> {
-    let addr = req
+    let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    if let Some(ip) = addr {
+    if let Some(peer) = peer {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let ip = client_addr::client_addr(peer, forwarded, state.limiter.trusted_proxies());
         if let Err(wait) = state.limiter.admit(endpoint, ip).await {
             state.metrics.rate_limit_block.inc();
             return Err(error::OAuthError::TooManyRequests(wait));
@@ -148,6 +173,7 @@ pub fn public_router(state: AppState) -> Router {
     };
     app.route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
+        .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
@@ -175,6 +201,7 @@ pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .merge(protected)
         .route("/metrics", get(admin::metrics))
+        .layer(middleware::from_fn(deadline))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -51,6 +51,7 @@ pub enum Endpoint {
 /// The rate limits, with buckets in this process or shared through Redis.
 pub struct RateLimiter {
     limits: RateLimits,
+    trusted: Vec<ipnet::IpNet>,
     buckets: Mutex<HashMap<(Endpoint, IpAddr), Bucket>>,
     shared: Option<redis::RedisLimiter>,
 }
@@ -59,6 +60,8 @@ impl RateLimiter {
     /// A limiter enforcing `limits` with buckets in this process.
     pub fn new(limits: RateLimits) -> Self {
         RateLimiter {
+            // Validated with the configuration; an entry that does not parse trusts nothing.
+            trusted: crate::client_addr::parse_trusted(&limits.trusted_proxies).unwrap_or_default(),
             limits,
             buckets: Mutex::new(HashMap::new()),
             shared: None,
@@ -80,6 +83,11 @@ impl RateLimiter {
             (Some(shared), Some(limit)) => shared.check(endpoint, addr, limit).await,
             (None, Some(_)) => self.check(endpoint, addr, Instant::now()),
         }
+    }
+
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.trusted
     }
 
     /// Whether the shared store answers within `timeout`; `None` without one.

@@ -304,3 +304,46 @@ async fn sigterm_stops_the_server_gracefully() {
     }
     panic!("still running 5 s after SIGTERM");
 }
+
+/// Statuses of `/authorize` requests carrying these `X-Forwarded-For` values.
+async fn authorize_statuses(base: &str, forwarded: &[&str]) -> Vec<u16> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut statuses = Vec::new();
+    for xff in forwarded {
+        let r = http
+            .get(format!("{base}/authorize"))
+            .header("x-forwarded-for", *xff)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    let limit = r#""authorize":{"requestsPerMinute":1,"burst":1}"#;
+    // The test client (127.0.0.1) plays the ingress controller.
+    let s = start(&format!(r#"{{{limit},"trustedProxies":["127.0.0.0/8"]}}"#));
+    wait_ready(&s.base).await;
+    assert_eq!(
+        authorize_statuses(
+            &s.base,
+            &["198.51.100.1", "198.51.100.2", "6.6.6.6, 198.51.100.1"]
+        )
+        .await,
+        [400, 400, 429],
+        "two clients, one request each; a spoofed hop left of the real one changes nothing"
+    );
+    // Without trusted proxies the header is ignored: everyone is 127.0.0.1.
+    let s = start(&format!("{{{limit}}}"));
+    wait_ready(&s.base).await;
+    assert_eq!(
+        authorize_statuses(&s.base, &["198.51.100.1", "198.51.100.2"]).await,
+        [400, 429]
+    );
+}

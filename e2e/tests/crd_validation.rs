@@ -109,6 +109,11 @@ async fn invalid_resources_are_rejected_with_a_clear_message() {
             "requestsPerMinute",
         ),
         (
+            "trusted proxy that is not an address",
+            provider(json!({"rateLimits": {"trustedProxies": ["10.0.0.0/8", "ingress-nginx"]}})),
+            "trustedProxies entries must be IP addresses or CIDR ranges",
+        ),
+        (
             "unknown algorithm",
             provider(json!({"signingKeys": {"algorithm": "HS256"}})),
             "Unsupported value: \"HS256\"",

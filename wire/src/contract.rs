@@ -86,6 +86,9 @@ pub struct RateLimits {
     pub introspect: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RateLimit>,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// What `palisade-auth-server migrate` reports when it is done, on stdout and in the

@@ -35,10 +35,11 @@ pub async fn revoke(
         }
     } else if let Some(g) = state.store.refresh(&secret_hash(token)).await? {
         if g.client_id == client.client_id {
-            state
-                .store
-                .revoke_family(&g.family_id, g.expires_at)
-                .await?;
+            // Until every token the family could still hold has expired: a rotation after
+            // the presented token was issued (by a thief, say) expires later than it.
+            let until =
+                chrono::Utc::now() + chrono::Duration::seconds(state.config.ttls.refresh as i64);
+            state.store.revoke_family(&g.family_id, until).await?;
         }
     }
     Ok(StatusCode::OK)

@@ -160,7 +160,9 @@ impl Store for MemoryStore {
         let mut map = self.revoked_families.lock().expect("lock");
         let now = Utc::now();
         map.retain(|_, exp| *exp > now);
-        map.insert(family_id.to_string(), until);
+        // Keep the later end, as the PostgreSQL store does.
+        let entry = map.entry(family_id.to_string()).or_insert(until);
+        *entry = (*entry).max(until);
         Ok(())
     }
 

@@ -29,6 +29,9 @@ const CACHE_CAPACITY: u64 = 100_000;
 #[derive(Clone)]
 struct Caches {
     clients: moka::sync::Cache<String, Arc<ClientRegistration>>,
+    /// Bumped by every client write on this replica: a read that began before a write must
+    /// not put what it read back into the cache after the write invalidated it.
+    client_writes: Arc<AtomicU64>,
     not_revoked: moka::sync::Cache<String, ()>,
     revoked: moka::sync::Cache<String, ()>,
 }
@@ -44,6 +47,7 @@ impl Caches {
     fn new() -> Self {
         Caches {
             clients: cache(CACHE_TTL),
+            client_writes: Arc::new(AtomicU64::new(0)),
             not_revoked: cache(CACHE_TTL),
             // Final answers: kept until evicted, or for a day (longer than any token lives).
             revoked: cache(Duration::from_secs(86_400)),
@@ -175,6 +179,7 @@ impl Store for PostgresStore {
         if let Some(reg) = self.caches.clients.get(client_id) {
             return Ok(Some(reg.as_ref().clone()));
         }
+        let writes = self.caches.client_writes.load(Ordering::Acquire);
         let row = sqlx::query("SELECT registration FROM clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
@@ -185,9 +190,11 @@ impl Store for PostgresStore {
                 let json: serde_json::Value = r.try_get("registration").map_err(err)?;
                 let reg: ClientRegistration =
                     serde_json::from_value(json).map_err(|e| StoreError(e.to_string()))?;
-                self.caches
-                    .clients
-                    .insert(client_id.to_string(), Arc::new(reg.clone()));
+                if self.caches.client_writes.load(Ordering::Acquire) == writes {
+                    self.caches
+                        .clients
+                        .insert(client_id.to_string(), Arc::new(reg.clone()));
+                }
                 Ok(Some(reg))
             }
             None => Ok(None),
@@ -206,6 +213,7 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(err)?;
+        self.caches.client_writes.fetch_add(1, Ordering::AcqRel);
         self.caches.clients.invalidate(&reg.client_id);
         Ok(())
     }
@@ -216,6 +224,7 @@ impl Store for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(err)?;
+        self.caches.client_writes.fetch_add(1, Ordering::AcqRel);
         self.caches.clients.invalidate(client_id);
         Ok(done.rows_affected() > 0)
     }

@@ -116,6 +116,17 @@ impl TestDb {
 }
 
 async fn start(store: Arc<dyn Store>, ttls: Ttls) -> Srv {
+    start_with(store, ttls, None, Default::default()).await
+}
+
+/// A server on `store`, with Redis at `redis_url` (shared rate limits) and `rate_limits`.
+/// Its tasks stop when the test's runtime ends.
+pub async fn start_with(
+    store: Arc<dyn Store>,
+    ttls: Ttls,
+    redis_url: Option<String>,
+    rate_limits: palisade_wire::contract::RateLimits,
+) -> Srv {
     let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_addr = public.local_addr().unwrap();
@@ -126,11 +137,11 @@ async fn start(store: Arc<dyn Store>, ttls: Ttls) -> Srv {
         public_addr,
         admin_addr,
         database_url: None,
-        redis_url: None,
+        redis_url,
         keyset_file: None,
         internal_dir: None,
         ttls,
-        rate_limits: Default::default(),
+        rate_limits,
         log_level: "warn".into(),
         json_logs: false,
     };

@@ -363,7 +363,21 @@ pub struct RateLimits {
     /// Limit for `/revoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RateLimit>,
+    /// Addresses or CIDR ranges of the proxies in front of the issuer, typically your ingress
+    /// controller's pods (for example `10.0.0.0/8`). A request from one of them is limited by
+    /// the client address it reports in `X-Forwarded-For` (the nearest hop that is not a trusted
+    /// proxy); other requests by their own address. Leave empty when requests reach the
+    /// auth-server directly: then `X-Forwarded-For` is ignored, since anyone can write it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.all(p, isIP(p) || isCIDR(p))").message("trustedProxies entries must be IP addresses or CIDR ranges, such as 10.0.0.0/8"))]
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
+
+/// An IP address or CIDR range (at most 64 characters).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct TrustedProxy(#[schemars(length(min = 1, max = 64))] pub String);
 
 /// Rollout and rollback behaviour.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

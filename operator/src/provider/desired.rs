@@ -107,6 +107,7 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
             userinfo: rate_limit(&rl.userinfo),
             introspect: rate_limit(&rl.introspect),
             revoke: rate_limit(&rl.revoke),
+            trusted_proxies: rl.trusted_proxies.iter().map(|p| p.0.clone()).collect(),
         },
         resources: spec.resources.clone(),
         node_selector: spec.node_selector.clone(),
@@ -241,5 +242,25 @@ pub(crate) mod tests {
             discovery_url("https://a.example/x/"),
             "https://a.example/x/.well-known/openid-configuration"
         );
+    }
+
+    #[test]
+    fn rate_limits_and_trusted_proxies_reach_the_pods() {
+        let mut s = spec();
+        s.rate_limits = serde_json::from_value(serde_json::json!({
+            "token": {"requestsPerMinute": 600, "burst": 100},
+            "trustedProxies": ["10.0.0.0/8", "192.0.2.7"],
+        }))
+        .unwrap();
+        let rl = pod_input(&s, "img").rate_limits;
+        assert_eq!(
+            rl.token,
+            Some(contract::RateLimit {
+                requests_per_minute: 600,
+                burst: 100
+            })
+        );
+        assert_eq!(rl.authorize, None);
+        assert_eq!(rl.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
     }
 }
