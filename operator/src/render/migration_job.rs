@@ -67,6 +67,18 @@ pub fn job_name(owner: &Owner, key: &str) -> String {
 }
 
 /// Renders the migration Job for `input`.
+/// Labels of the migration pods. Not the auth-server's selector labels: the PodDisruptionBudget,
+/// Service and NetworkPolicy select the auth-server pods by those, and a finished Job pod in a
+/// PodDisruptionBudget's selection blocks every node drain (its controller has no scale).
+pub fn pod_labels(owner: &Owner) -> BTreeMap<String, String> {
+    let mut labels = owner.labels(COMPONENT);
+    labels.insert("app.kubernetes.io/name".into(), MIGRATION_APP_NAME.into());
+    labels
+}
+
+/// `app.kubernetes.io/name` of the migration pods.
+pub const MIGRATION_APP_NAME: &str = "palisade-migration";
+
 pub fn render_migration_job(owner: &Owner, input: &MigrationInput) -> Job {
     let key = migration_key(input);
     let mut meta = owner.meta(job_name(owner, &key), COMPONENT);
@@ -111,7 +123,7 @@ pub fn render_migration_job(owner: &Owner, input: &MigrationInput) -> Job {
             ttl_seconds_after_finished: Some(TTL_SECONDS_AFTER_FINISHED),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(owner.labels(COMPONENT)),
+                    labels: Some(pod_labels(owner)),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -220,6 +232,19 @@ mod tests {
             c.termination_message_policy.as_deref(),
             Some("FallbackToLogsOnError")
         );
+    }
+
+    #[test]
+    fn migration_pods_are_outside_the_auth_server_selectors() {
+        let owner = owner();
+        let job = render_migration_job(&owner, &input("img:2"));
+        let labels = job.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        let selected = owner
+            .selector_labels()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v));
+        assert!(!selected, "the PDB/Service selector matches {labels:?}");
+        assert_eq!(labels["app.kubernetes.io/instance"], "dev");
     }
 
     #[test]

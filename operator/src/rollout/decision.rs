@@ -80,6 +80,16 @@ impl DeploymentProgress {
         }
     }
 
+    /// Every replica runs the live template and is ready and available, and the controller
+    /// has seen the latest spec.
+    pub fn settled(&self) -> bool {
+        self.caught_up()
+            && !self.deadline_exceeded
+            && self.updated >= self.replicas
+            && self.ready >= self.replicas
+            && self.available >= self.replicas
+    }
+
     /// The Deployment controller has seen the latest spec.
     pub fn caught_up(&self) -> bool {
         match (self.observed_generation, self.generation) {

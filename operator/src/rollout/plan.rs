@@ -7,7 +7,7 @@ use super::decision::{
 };
 use super::migration::MigrationStep;
 use super::record::{FailedMigration, FailedRevision, GoodRevision, InFlight, RolloutRecord};
-use super::revision::revision_of;
+use super::revision::{image_of, revision_of};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use std::time::Duration;
@@ -147,6 +147,53 @@ pub fn plan(input: &PlanInput) -> Plan {
     let live_revision = input.live_template.and_then(revision_of);
     let settings = input.settings;
 
+    // No record of a good revision (a provider created before rollouts were tracked, or a
+    // lost record): what the Deployment runs completely, and is not our own unfinished
+    // rollout, is the revision to roll back to.
+    if record.last_good.is_none() {
+        if let (Some(live), Some(rev), Some(p)) =
+            (input.live_template, live_revision, input.progress)
+        {
+            let ours = record.in_flight.as_ref().is_some_and(|f| f.revision == rev)
+                || record.failed.as_ref().is_some_and(|f| f.revision == rev);
+            if !ours && p.settled() && p.template_revision.as_deref() == Some(rev) {
+                record.last_good = Some(GoodRevision {
+                    revision: rev.into(),
+                    image: image_of(live).unwrap_or_default().into(),
+                    template: live.clone(),
+                });
+            }
+        }
+    }
+    // A rollout of another revision is no longer judged once the spec asks for this one.
+    if record
+        .in_flight
+        .as_ref()
+        .is_some_and(|f| f.revision != desired.revision)
+    {
+        record.in_flight = None;
+        outcomes.push(Outcome::Superseded);
+    }
+    // The last good revision ran on this database before: going back to it needs no
+    // migration (migrations are backward compatible), whatever image it has.
+    let back_to_good = record
+        .last_good
+        .as_ref()
+        .is_some_and(|g| g.revision == desired.revision);
+    let migration_step = if back_to_good {
+        MigrationStep::NotNeeded
+    } else {
+        input.migration.step.clone()
+    };
+    // A failed migration of another image is history.
+    if record
+        .failed_migration
+        .as_ref()
+        .is_some_and(|m| m.key != input.migration.key)
+    {
+        record.failed_migration = None;
+    }
+
     let held = record
         .failed
         .as_ref()
@@ -189,7 +236,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         }
     } else {
         // The migration gate: the new image's migration must have run.
-        let proceed = match &input.migration.step {
+        let proceed = match &migration_step {
             MigrationStep::NotNeeded => true,
             MigrationStep::Succeeded { schema_version } => {
                 record.add_migrated(input.migration.key);
@@ -250,19 +297,27 @@ pub fn plan(input: &PlanInput) -> Plan {
                 .as_ref()
                 .is_some_and(|f| f.revision == desired.revision);
             if already_good {
-                if record.in_flight.take().is_some() {
-                    outcomes.push(Outcome::Superseded);
+                // Back on the last good revision (a revert in Git): once it runs completely,
+                // an earlier failure is history.
+                let settled = input.progress.is_some_and(|p| {
+                    p.settled() && p.template_revision.as_deref() == Some(desired.revision)
+                });
+                if settled && record.failed.is_some() {
+                    record.failed = None;
                 }
             } else if !in_flight {
-                if record.in_flight.is_some() {
-                    outcomes.push(Outcome::Superseded);
-                }
                 record.in_flight = Some(InFlight {
                     revision: desired.revision.into(),
                     image: desired.image.into(),
                     started_at: input.now,
                 });
                 outcomes.push(Outcome::Started);
+            } else if live_revision != Some(desired.revision) {
+                // Recorded but not running yet (the apply failed, or another template was
+                // put back meanwhile): the deadline counts from now, when it is applied.
+                if let Some(f) = record.in_flight.as_mut() {
+                    f.started_at = input.now;
+                }
             }
             let mut template = desired.template.clone();
             if let (Some(flight), Some(progress), Some(_)) = (
@@ -649,5 +704,134 @@ mod tests {
             .unwrap()
             .1
             .contains("no earlier good revision"));
+    }
+
+    #[test]
+    fn a_rollout_left_for_another_revision_is_superseded_and_restarts_its_clock_later() {
+        // img:2 is rolling out (not ready yet) when the spec moves to img:3, whose migration
+        // has not run: img:2 is no longer judged, so it cannot be rolled back or loop.
+        let w = upgrade_to("img:2");
+        let img2 = w.desired.clone();
+        let p = w.step(0);
+        let mut w = applied(w, p, 1);
+        w.desired = template("img:3");
+        w.image = "img:3".into();
+        w.migration = MigrationStep::Waiting;
+        let p = w.step(10);
+        assert_eq!(p.outcomes, [Outcome::Superseded]);
+        assert_eq!(p.record.in_flight, None);
+        assert!(p.report.waiting.is_some());
+        // Back to img:2 long after: a fresh rollout with a fresh deadline.
+        w.record = p.record;
+        w.desired = img2;
+        w.image = "img:2".into();
+        w.migration = MigrationStep::NotNeeded;
+        let p = w.step(1000);
+        assert_eq!(p.outcomes, [Outcome::Started]);
+        assert_eq!(p.record.in_flight.as_ref().unwrap().started_at, t(1000));
+        let later = applied(w, p, 0);
+        assert!(
+            later.step(1020).outcomes.is_empty(),
+            "within the deadline counted from the new start"
+        );
+    }
+
+    #[test]
+    fn without_a_record_the_running_revision_becomes_the_rollback_target() {
+        // An operator upgrade: no record, img:1 fully running, the spec asks for img:2.
+        let mut w = upgrade_to("img:2-broken");
+        let good = w.live.clone().unwrap();
+        w.record = RolloutRecord::default();
+        let p = w.step(0);
+        assert_eq!(p.outcomes, [Outcome::Started]);
+        assert_eq!(
+            p.record.last_good.as_ref().map(|g| g.image.as_str()),
+            Some("img:1")
+        );
+        let w = applied(w, p, 0);
+        let p = w.step(30);
+        assert_eq!(
+            p.outcomes,
+            [Outcome::RolledBack(FailureKind::NotReadyInTime)]
+        );
+        assert_eq!(p.template.as_ref(), Some(&good));
+    }
+
+    #[test]
+    fn a_first_rollout_is_not_mistaken_for_a_running_good_revision() {
+        let mut w = upgrade_to("img:1");
+        w.record = RolloutRecord::default();
+        w.live = None;
+        w.progress = None;
+        let p = w.step(0);
+        assert_eq!(p.outcomes, [Outcome::Started]);
+        let w = applied(w, p, 3);
+        assert_eq!(w.step(5).outcomes, [Outcome::Succeeded]);
+    }
+
+    #[test]
+    fn reverting_to_the_last_good_revision_needs_no_migration_and_clears_the_failure() {
+        let w = upgrade_to("img:2-broken");
+        let good_template = w.live.clone().unwrap();
+        let good_revision = w.record.last_good.clone().unwrap().revision;
+        let p = w.step(0);
+        let w = applied(w, p, 0);
+        let p = w.step(30);
+        assert!(p.report.rolled_back.0);
+        // The spec goes back to img:1 in Git; its image was never migrated by a Job.
+        let mut w = w;
+        w.record = p.record;
+        w.desired = (good_template.clone(), good_revision.clone());
+        w.image = "img:1".into();
+        w.migration = MigrationStep::Create;
+        w.live = Some(good_template.clone());
+        {
+            // The good pods run completely again.
+            let progress = w.progress.as_mut().unwrap();
+            progress.template_revision = Some(good_revision);
+            (progress.updated, progress.ready, progress.available) = (3, 3, 3);
+        }
+        let p = w.step(40);
+        assert_eq!(p.job, None, "no migration Job for the last good revision");
+        assert_eq!(p.template.as_ref(), Some(&good_template));
+        assert_eq!(p.report.failed_revision, None);
+        assert!(!p.report.rolled_back.0, "{:?}", p.report.rolled_back);
+        assert_eq!(p.report.degraded, None);
+    }
+
+    #[test]
+    fn a_failed_migration_of_another_image_is_not_reported_for_this_one() {
+        let mut w = upgrade_to("img:2");
+        w.migration = MigrationStep::Failed {
+            message: "relation missing".into(),
+        };
+        let p = w.step(0);
+        assert_eq!(p.report.degraded.as_ref().unwrap().0, "MigrationFailed");
+        // The spec moves to img:3 (another key); its Job is being created.
+        w.record = p.record;
+        w.desired = template("img:3");
+        w.image = "img:3".into();
+        w.migration = MigrationStep::Create;
+        let p = plan(&PlanInput {
+            desired: Desired {
+                template: &w.desired.0,
+                revision: &w.desired.1,
+                image: &w.image,
+            },
+            record: &w.record,
+            migration: Migration {
+                key: "key3",
+                job: "dev-migrate-key3",
+                step: MigrationStep::Create,
+            },
+            live_template: w.live.as_ref(),
+            progress: w.progress.as_ref(),
+            new_pods: &w.pods,
+            settings: &w.settings,
+            now: t(5),
+        });
+        assert_eq!(p.record.failed_migration, None);
+        assert_eq!(p.report.degraded, None);
+        assert_eq!(p.job, Some(JobAction::Create));
     }
 }
