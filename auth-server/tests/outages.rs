@@ -20,6 +20,7 @@ use palisade_wire::contract::{RateLimit, RateLimits};
 use palisade_wire::registration::{
     hash_client_secret, random_token, ClientRegistration, GrantType, TokenEndpointAuthMethod,
 };
+use sqlx::Connection;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -443,5 +444,69 @@ async fn database_and_redis_outages_under_load() {
 
     drop(load);
     drop((pg, redis));
+    db.drop().await;
+}
+
+/// The database refuses the rotation's write (a trigger stands in for a failure between reading
+/// the token and storing its successor): the client gets a clean 503, and the same refresh token
+/// works once the database accepts writes again; it is not mistaken for a replay.
+#[tokio::test]
+async fn a_failed_rotation_loses_no_refresh_token() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = PostgresStore::connect_lazy(&db.url).unwrap();
+    store.migrate().await.expect("migrations apply");
+    let srv =
+        common::start_with(Arc::new(store), common::ttls(), None, RateLimits::default()).await;
+    let client = srv.confidential().await;
+    let user = srv.user().await;
+    let (url, verifier) = authorize_url(&srv, &client.id, &[]);
+    let cb = Browser::default().sign_in(&srv, &url, &user).await;
+    let (status, issued) = srv
+        .token(
+            &client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &cb["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{issued}");
+    let refresh_token = issued["refresh_token"].as_str().unwrap().to_string();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+    ];
+    let refresh = || srv.token(&client, &form);
+
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for sql in [
+        "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON refresh_tokens FOR EACH ROW EXECUTE FUNCTION refuse_writes()",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
+    let (status, body) = refresh().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    sqlx::query("DROP TRIGGER refuse ON refresh_tokens")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (status, body) = refresh().await;
+    assert_eq!(
+        status, 200,
+        "the token survived the failed rotation: {body}"
+    );
+    assert_ne!(body["refresh_token"].as_str(), Some(refresh_token.as_str()));
+    // It rotated now: presenting it again is a replay.
+    let (status, body) = refresh().await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    drop(conn);
     db.drop().await;
 }

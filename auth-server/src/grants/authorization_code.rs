@@ -103,6 +103,7 @@ pub async fn grant(
             family_id: grant.family_id,
             access_jti: grant.access_jti,
             grant_type: GrantType::AuthorizationCode,
+            refresh_token: None,
         },
         now,
     )

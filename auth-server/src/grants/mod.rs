@@ -50,6 +50,9 @@ pub struct UserGrant<'a> {
     pub family_id: String,
     pub access_jti: String,
     pub grant_type: GrantType,
+    /// A refresh token already stored by a rotation; `None`: mint one when the client may
+    /// refresh.
+    pub refresh_token: Option<String>,
 }
 
 /// Mints the access token, the ID token (with `openid`) and, for clients allowed the
@@ -103,7 +106,9 @@ pub async fn user_tokens(
             .ok_or(OAuthError::TemporarilyUnavailable)?
             .into();
     }
-    if g.client.grant_types.contains(&GrantType::RefreshToken) {
+    if let Some(token) = g.refresh_token {
+        body["refresh_token"] = token.into();
+    } else if g.client.grant_types.contains(&GrantType::RefreshToken) {
         let token = random_token(32);
         let grant = RefreshGrant {
             family_id: g.family_id.clone(),

@@ -1,5 +1,5 @@
 //! The refresh_token grant (RFC 6749 §6) with rotation: every use marks the token used and
-//! mints a new one in the same family. Presenting a used token means two parties hold it, so
+//! stores a new one in the same family, in one atomic step. Presenting a used token means two parties hold it, so
 //! the whole family is revoked (RFC 9700 §4.14.2).
 
 use super::{active_user, narrow_scope, user_tokens, UserGrant};
@@ -36,7 +36,7 @@ pub fn decide(
             reuse: true,
         },
         Redeemed::Fresh(_) if family_revoked => Decision::Reject("the refresh token was revoked"),
-        // Another client holding this token means it leaked; it is burnt now anyway.
+        // Another client holding this token means it leaked: the whole family goes.
         Redeemed::Fresh(g) if g.client_id != client_id => Decision::RevokeFamily {
             family_id: g.family_id,
             reuse: false,
@@ -48,7 +48,10 @@ pub fn decide(
     }
 }
 
-/// Handles `grant_type=refresh_token` for an authenticated client.
+/// Handles `grant_type=refresh_token` for an authenticated client. Nothing is written until
+/// the rotation, which uses the old token and stores the new one in one atomic step: a failure
+/// on the way (an outage, the request deadline) leaves the presented token valid for a retry
+/// instead of turning that retry into a replay.
 pub async fn grant(
     state: &AppState,
     client: &ClientRegistration,
@@ -60,29 +63,39 @@ pub async fn grant(
         ));
     }
     let token = required(p, "refresh_token")?;
+    let hash = secret_hash(token);
     let now = Utc::now();
-    let redeemed = state.store.redeem_refresh(&secret_hash(token)).await?;
-    let family_revoked = match &redeemed {
+    // Read as if unused: a used token fails the rotation below and is judged as a replay.
+    let presented = match state.store.refresh(&hash).await? {
+        Some(g) => Redeemed::Fresh(g),
+        None => Redeemed::Unknown,
+    };
+    let family_revoked = match &presented {
         Redeemed::Fresh(g) => state.store.is_family_revoked(&g.family_id).await?,
         _ => false,
     };
-    let g = match decide(redeemed, family_revoked, &client.client_id, now) {
+    let g = match decide(presented, family_revoked, &client.client_id, now) {
         Decision::Rotate(g) => g,
-        Decision::Reject(why) => return Err(OAuthError::InvalidGrant(why.into())),
-        Decision::RevokeFamily { family_id, reuse } => {
-            let until = now + chrono::Duration::seconds(state.config.ttls.refresh as i64);
-            state.store.revoke_family(&family_id, until).await?;
-            if reuse {
-                state.metrics.refresh_reuse_detected.inc();
-            }
-            tracing::warn!(client_id = %client.client_id, reuse, "refresh token family revoked");
-            return Err(OAuthError::InvalidGrant(
-                "the refresh token is invalid".into(),
-            ));
-        }
+        refused => return Err(refuse(state, client, refused, now).await),
     };
     let scope = narrow_scope(&g.scope, p.get("scope").map(String::as_str))?;
     let user = active_user(state, &g.sub).await?;
+    let new_token = random_token(32);
+    let successor = g.successor(now, state.config.ttls.refresh);
+    if !state
+        .store
+        .rotate_refresh(&hash, &secret_hash(&new_token), &successor)
+        .await?
+    {
+        // Used before (or by a racing request): a replay.
+        let replay = decide(
+            state.store.redeem_refresh(&hash).await?,
+            false,
+            &client.client_id,
+            now,
+        );
+        return Err(refuse(state, client, replay, now).await);
+    }
     user_tokens(
         state,
         UserGrant {
@@ -96,10 +109,36 @@ pub async fn grant(
             family_id: g.family_id,
             access_jti: random_token(16),
             grant_type: GrantType::RefreshToken,
+            refresh_token: Some(new_token),
         },
         now,
     )
     .await
+}
+
+/// The error for a refused token, revoking its family when the decision says so.
+async fn refuse(
+    state: &AppState,
+    client: &ClientRegistration,
+    decision: Decision,
+    now: DateTime<Utc>,
+) -> OAuthError {
+    match decision {
+        Decision::Reject(why) => OAuthError::InvalidGrant(why.into()),
+        Decision::RevokeFamily { family_id, reuse } => {
+            let until = now + chrono::Duration::seconds(state.config.ttls.refresh as i64);
+            if let Err(e) = state.store.revoke_family(&family_id, until).await {
+                return e.into();
+            }
+            if reuse {
+                state.metrics.refresh_reuse_detected.inc();
+            }
+            tracing::warn!(client_id = %client.client_id, reuse, "refresh token family revoked");
+            OAuthError::InvalidGrant("the refresh token is invalid".into())
+        }
+        // Only reached when a token used meanwhile reads as fresh again: refuse it.
+        Decision::Rotate(_) => OAuthError::InvalidGrant("the refresh token is invalid".into()),
+    }
 }
 
 #[cfg(test)]

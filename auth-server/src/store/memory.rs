@@ -147,6 +147,21 @@ impl Store for MemoryStore {
         Ok(redeem(&self.refresh, token_hash))
     }
 
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        grant: &RefreshGrant,
+    ) -> Result<bool, StoreError> {
+        let mut map = self.refresh.lock().expect("lock");
+        match map.get_mut(old_hash) {
+            Some((_, used)) if !*used => *used = true,
+            _ => return Ok(false),
+        }
+        map.insert(new_hash.to_string(), (grant.clone(), false));
+        Ok(true)
+    }
+
     async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError> {
         Ok(self
             .refresh

@@ -88,6 +88,17 @@ pub struct RefreshGrant {
     pub expires_at: DateTime<Utc>,
 }
 
+impl RefreshGrant {
+    /// The grant of the token that replaces this one at `now`: the same family, client, user,
+    /// scope and session, valid for `ttl_secs`.
+    pub fn successor(&self, now: DateTime<Utc>, ttl_secs: u64) -> RefreshGrant {
+        RefreshGrant {
+            expires_at: now + chrono::Duration::seconds(ttl_secs as i64),
+            ..self.clone()
+        }
+    }
+}
+
 /// A signed-in browser (stored under the hash of its cookie token).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -152,7 +163,15 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a refresh token used and returns it; a second call sees
     /// [`Redeemed::AlreadyUsed`].
     async fn redeem_refresh(&self, token_hash: &str) -> Result<Redeemed<RefreshGrant>, StoreError>;
-    /// A refresh token without using it (revocation).
+    /// Rotation in one atomic step: marks `old_hash` used and stores `new_hash` with `grant`.
+    /// `false`, and nothing changed, when `old_hash` is unknown or already used.
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        grant: &RefreshGrant,
+    ) -> Result<bool, StoreError>;
+    /// A refresh token without using it.
     async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError>;
     /// Revokes every refresh token of a family, including ones minted later by a racing use;
     /// the mark is kept until `until` (when the family's last token has expired).

@@ -403,6 +403,34 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn rotate_refresh(
+        &self,
+        old_hash: &str,
+        new_hash: &str,
+        grant: &RefreshGrant,
+    ) -> Result<bool, StoreError> {
+        self.maybe_purge("refresh_tokens").await?;
+        // One statement, so one transaction: the old token is used exactly when the new one
+        // exists, and only one of two racing rotations finds it unused.
+        let done = sqlx::query(
+            "WITH used AS (
+                 UPDATE refresh_tokens SET used_at = now()
+                 WHERE token_hash = $1 AND used_at IS NULL RETURNING 1
+             )
+             INSERT INTO refresh_tokens (token_hash, family_id, grant_data, expires_at)
+             SELECT $2, $3, $4, $5 FROM used",
+        )
+        .bind(old_hash)
+        .bind(new_hash)
+        .bind(&grant.family_id)
+        .bind(to_json(grant)?)
+        .bind(grant.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError> {
         sqlx::query("SELECT grant_data FROM refresh_tokens WHERE token_hash = $1")
             .bind(token_hash)
