@@ -9,9 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-/// The repository root.
+/// The repository root. Read from the environment `cargo test` sets at run time, not baked in
+/// at compile time: a test binary reused from a shared target directory by a checkout at another
+/// path must read that checkout's files.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    Path::new(&manifest_dir)
         .parent()
         .expect("e2e sits in the repo")
         .to_path_buf()

@@ -4,7 +4,10 @@ use palisade_operator::crdgen::render_all;
 
 #[test]
 fn committed_crds_match_the_rust_types() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    let dir = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../crds");
     let generated = render_all();
     let mut committed: Vec<String> = std::fs::read_dir(&dir)
         .expect("crds/ exists")

@@ -4,7 +4,10 @@ use palisade_operator::crddoc::render_all;
 
 #[test]
 fn committed_reference_matches_the_crd_schemas() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/reference");
+    let dir = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../docs/reference");
     for (file, markdown) in render_all() {
         let on_disk = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
         assert!(
