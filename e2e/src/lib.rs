@@ -287,6 +287,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+pub mod hygiene;
 pub mod local_auth_server;
 pub mod sign_in;
 
@@ -325,6 +326,11 @@ pub struct LocalProvider {
 }
 
 impl LocalProvider {
+    /// The operator's and the auth-server's log files.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        vec![self.operator.log.clone(), self.server.log()]
+    }
+
     /// Applies the sample with `extra_spec` merged into its spec, waits until it is Ready and
     /// its Deployment carries the issuer, then starts the auth-server. Mounted Secrets are
     /// re-synced every `key_sync`, like the kubelet.

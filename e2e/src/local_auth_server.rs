@@ -155,12 +155,16 @@ impl LocalAuthServer {
                 }
             }
             if start.elapsed() > timeout {
-                let log =
-                    std::fs::read_to_string(self.dir.join("auth-server.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(self.log()).unwrap_or_default();
                 anyhow::bail!("auth-server not ready after {timeout:?}:\n{log}");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The file the process's stdout and stderr go to.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("auth-server.log")
     }
 
     /// Waits for the process (used by the demo runner).

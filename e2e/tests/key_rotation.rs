@@ -10,8 +10,8 @@ use jsonwebtoken::{DecodingKey, Validation};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use palisade_e2e::{
-    client_credentials, cluster, eventually, install_crds, kubectl_ok, sample, LocalProvider,
-    TestNamespace,
+    client_credentials, cluster, eventually, hygiene::SecretWatch, install_crds, kubectl_ok,
+    sample, LocalProvider, TestNamespace,
 };
 use palisade_operator::crd::AuthProvider;
 use std::collections::{BTreeSet, HashMap};
@@ -105,6 +105,10 @@ async fn rotations_never_fail_a_verification() {
         .unwrap();
     let id = String::from_utf8(creds["client_id"].0.clone()).unwrap();
     let secret = String::from_utf8(creds["client_secret"].0.clone()).unwrap();
+    // Every private key the run uses is watched: gathered again whenever a new key signs, since
+    // the Secret drops retired keys.
+    let mut watch = SecretWatch::new();
+    watch.collect(&ns.name);
 
     let mut verifier = Verifier {
         jwks_uri: format!("{issuer}/jwks"),
@@ -121,7 +125,10 @@ async fn rotations_never_fail_a_verification() {
             Some(token) => match verifier.verify(&token).await {
                 Ok(kid) => {
                     ok += 1;
-                    kids.insert(kid);
+                    if kids.insert(kid) {
+                        watch.collect(&ns.name);
+                    }
+                    watch.add("an access token", &token);
                 }
                 Err(e) => failed.push(e),
             },
@@ -184,4 +191,7 @@ async fn rotations_never_fail_a_verification() {
         jsonwebtoken::decode_header(&token).unwrap().kid.unwrap(),
         new_kid
     );
+    watch.collect(&ns.name);
+    watch.add("an access token", &old_token);
+    watch.assert_clean(&ns.name, &provider.logs());
 }

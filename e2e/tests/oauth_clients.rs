@@ -16,8 +16,8 @@ use openidconnect::{
 };
 use palisade_e2e::sign_in::{sign_in, Outcome};
 use palisade_e2e::{
-    client_credentials, cluster, eventually, install_crds, kubectl_ok, sample, LocalProvider,
-    Operator, TestNamespace,
+    client_credentials, cluster, eventually, hygiene::SecretWatch, install_crds, kubectl_ok,
+    sample, LocalProvider, Operator, TestNamespace,
 };
 use palisade_operator::crd::OAuthClient;
 use std::collections::BTreeMap;
@@ -38,6 +38,8 @@ fn rp_http() -> reqwest::Client {
 struct SignedIn {
     subject: String,
     refresh_token: Option<String>,
+    access_token: String,
+    code: String,
 }
 
 /// Signs `USER` in to the application whose Secret is `creds`, as its relying-party library
@@ -105,6 +107,8 @@ async fn sign_in_to(
     Ok(SignedIn {
         subject: claims.subject().to_string(),
         refresh_token: tokens.refresh_token().map(|t| t.secret().clone()),
+        access_token: tokens.access_token().secret().clone(),
+        code: query["code"].clone(),
     })
 }
 
@@ -216,6 +220,9 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         "public clients get no secret"
     );
     let machine = secret(&kube, &ns.name, "machine-oauth").await;
+    // Gathered now: the machine client's Secret is deleted further down.
+    let mut watch = SecretWatch::new();
+    watch.collect(&ns.name);
 
     // The machine client gets a token from the running issuer with its Secret's credentials,
     // through the RP library, authenticating as the sample registers it (client_secret_post).
@@ -394,6 +401,27 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
             .then_some(())
     })
     .await;
+
+    // Nothing secret that this run handled (admin token, pepper, signing keys, every client
+    // secret, alice's password, her tokens) was printed, put in an Event, a status or any
+    // object other than a Secret.
+    watch.collect(&ns.name);
+    watch.add("alice's password", PASSWORD);
+    for grant in [&web, &single_page] {
+        watch.add("an access token", &grant.access_token);
+        watch.add("an authorization code", &grant.code);
+        if let Some(refresh) = &grant.refresh_token {
+            watch.add("a refresh token", refresh);
+        }
+    }
+    watch.add(
+        "the machine's access token",
+        granted.access_token().secret(),
+    );
+    let mut logs = provider.logs();
+    logs.push(_other_operator.log.clone());
+    watch.assert_clean(&ns.name, &logs);
+    watch.assert_clean(&other.name, &[]);
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

@@ -74,9 +74,9 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(args.log_format, &args.log_level);
-    let client = kube::Client::try_default().await?;
-
     let metrics = Metrics::default();
+    let client = counting_client(metrics.clone()).await?;
+
     let mut registry = Registry::default();
     metrics.register(&mut registry);
     let registry = Arc::new(registry);
@@ -132,6 +132,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The API client, with every request it sends counted in the metrics.
+async fn counting_client(metrics: Metrics) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::infer().await?;
+    let count =
+        tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+            metrics.count_request(request.method().as_str(), request.uri().query());
+            request
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
 }
 
 /// One controller scope per watched namespace, or the whole cluster when none is named.

@@ -30,6 +30,13 @@ pub struct WriteLabels {
     pub verb: &'static str,
 }
 
+/// Labels of any request to the API server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The HTTP method, or `WATCH` for a watch (a long-lived GET).
+    pub method: String,
+}
+
 /// Labels of a rollout outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -44,6 +51,8 @@ pub struct Metrics {
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     /// Every create/update/patch/delete request sent to the API server, by kind and verb.
     pub writes: Family<WriteLabels, Counter>,
+    /// Every request sent to the API server (reads, watches and writes), by method.
+    pub api_requests: Family<RequestLabels, Counter>,
     pub key_rotations: Counter,
     pub seconds_until_next_rotation:
         Family<ProviderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -82,6 +91,7 @@ impl Default for Metrics {
                 ])
             }),
             writes: Family::default(),
+            api_requests: Family::default(),
             key_rotations: Counter::default(),
             seconds_until_next_rotation: Family::default(),
             active_key_age_seconds: Family::default(),
@@ -119,6 +129,11 @@ impl Metrics {
             "api_writes",
             "Mutating requests sent to the Kubernetes API server",
             self.writes.clone(),
+        );
+        r.register(
+            "api_requests",
+            "Requests sent to the Kubernetes API server (reads, watches and writes), by method",
+            self.api_requests.clone(),
         );
         r.register(
             "key_rotations",
@@ -178,6 +193,19 @@ impl Metrics {
             .get_or_create(&WriteLabels {
                 kind: kind.to_string(),
                 verb,
+            })
+            .inc();
+    }
+
+    /// Counts one request to the API server; watches (`watch=true`) are counted apart from
+    /// other GETs.
+    pub fn count_request(&self, method: &str, query: Option<&str>) {
+        let watch =
+            query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+        let method = if watch { "WATCH" } else { method };
+        self.api_requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
             })
             .inc();
     }
@@ -272,5 +300,25 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("palisade_operator_rollbacks_total 0"), "{out}");
+    }
+
+    #[test]
+    fn requests_are_counted_by_method_with_watches_apart() {
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.count_request("GET", None);
+        metrics.count_request("GET", Some("labelSelector=a&watch=true&resourceVersion=1"));
+        metrics.count_request("GET", Some("watchy=true"));
+        metrics.count_request("PATCH", Some("fieldManager=palisade"));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        for line in [
+            r#"palisade_operator_api_requests_total{method="GET"} 2"#,
+            r#"palisade_operator_api_requests_total{method="WATCH"} 1"#,
+            r#"palisade_operator_api_requests_total{method="PATCH"} 1"#,
+        ] {
+            assert!(out.contains(line), "{line} missing in {out}");
+        }
     }
 }

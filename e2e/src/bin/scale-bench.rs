@@ -1,0 +1,531 @@
+//! Operator scale benchmark, run by `bench/scale.sh` against the local control plane (KWOK
+//! nodes): creates `SCALE_PROVIDERS` AuthProviders and `SCALE_CLIENTS` OAuthClients spread over
+//! `SCALE_NAMESPACES` namespaces, with one operator process watching them, and measures
+//!
+//! - the time until every one of them is Ready for its generation,
+//! - the API requests the operator made (by method) and its writes, per custom resource,
+//! - the operator's peak RSS and CPU time,
+//! - a full resync by a restarted operator with nothing changed (must make zero writes),
+//! - the write floor of this API server: the time to create, with the same client library and
+//!   the same concurrency, as many objects as the run left behind (custom resources plus
+//!   every object the operator made), and the ratio of the two times.
+//!
+//! OAuthClients register with a stub admin API on 127.0.0.1 (the providers' auth-servers are
+//! simulated pods), so the figures are the operator's and the API server's alone. Prints a
+//! Markdown report on stdout.
+
+use axum::routing::any;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::discovery::ApiResource;
+use kube::{Client, ResourceExt};
+use palisade_e2e::{free_port, repo_root};
+use palisade_operator::crd::{AuthProvider, OAuthClient};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Concurrent creations, for the run and for the floor alike.
+const CREATE_CONCURRENCY: usize = 16;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn sample<T: serde::de::DeserializeOwned>(file: &str) -> T {
+    let text = std::fs::read_to_string(repo_root().join("config/samples").join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// `$PALISADE_OPERATOR_BIN`, else the operator built next to this binary.
+fn operator_binary() -> std::path::PathBuf {
+    std::env::var_os("PALISADE_OPERATOR_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| {
+            std::env::current_exe()
+                .expect("own path")
+                .with_file_name("palisade-operator")
+        })
+}
+
+/// The operator process under measurement.
+struct Measured {
+    child: Child,
+    http: String,
+}
+
+impl Measured {
+    fn start(namespaces: &[String], admin: &str, log: &std::path::Path) -> Measured {
+        let http = format!("127.0.0.1:{}", free_port());
+        let file = std::fs::File::create(log).expect("log file");
+        let concurrency = setting("SCALE_OPERATOR_CONCURRENCY", 0);
+        let mut cmd = Command::new(operator_binary());
+        cmd.args([
+            "--watch-namespace",
+            &namespaces.join(","),
+            "--operator-namespace",
+            &namespaces[0],
+            "--http-addr",
+            &http,
+            "--log-format",
+            "json",
+            "--admin-endpoint-override",
+            admin,
+            "--client-resync-seconds",
+            "3600",
+        ])
+        .env("PALISADE_LOG_LEVEL", "info,kube=warn")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+        if concurrency > 0 {
+            cmd.args(["--concurrency", &concurrency.to_string()]);
+        }
+        let child = cmd.spawn().expect("operator starts");
+        Measured { child, http }
+    }
+
+    async fn metrics(&self) -> String {
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::get(format!("http://{}/metrics", self.http)).await {
+                if let Ok(t) = r.text().await {
+                    return t;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("operator metrics unreachable")
+    }
+
+    /// Sum of a metric family's samples whose line contains every filter.
+    async fn sum(&self, name: &str, filters: &[&str]) -> f64 {
+        sum(&self.metrics().await, name, filters)
+    }
+
+    /// (peak RSS in MiB, CPU seconds) from /proc.
+    fn usage(&self) -> (f64, f64) {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let hwm_kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        // utime and stime are fields 14 and 15 of stat (12 and 13 after the command name).
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+            .sum();
+        (hwm_kib / 1024.0, ticks / 100.0)
+    }
+}
+
+impl Drop for Measured {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sum(text: &str, name: &str, filters: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Counts of the custom resources that are Ready for their current generation.
+async fn ready_counts(client: &Client, prefix: &str) -> (usize, usize) {
+    let in_run = |ns: Option<String>| ns.is_some_and(|n| n.starts_with(prefix));
+    let providers = Api::<AuthProvider>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|ap| in_run(ap.namespace()))
+                .filter(|ap| {
+                    ap.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == ap.metadata.generation
+                            && s.conditions
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let clients = Api::<OAuthClient>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .into_iter()
+                .filter(|oc| in_run(oc.namespace()))
+                .filter(|oc| {
+                    oc.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == oc.metadata.generation
+                            && s.conditions
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    (providers, clients)
+}
+
+/// Objects the operator made (labelled as managed by it) in the run's namespaces.
+async fn managed_objects(client: &Client, namespaces: &[String]) -> usize {
+    let kinds = [
+        ("apps", "v1", "Deployment", "deployments"),
+        ("", "v1", "Service", "services"),
+        ("", "v1", "Secret", "secrets"),
+        ("", "v1", "ConfigMap", "configmaps"),
+        ("", "v1", "ServiceAccount", "serviceaccounts"),
+        ("batch", "v1", "Job", "jobs"),
+        (
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+        ),
+        (
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        ),
+        (
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+        ),
+        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+    ];
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=palisade-operator");
+    let mut total = 0;
+    for ns in namespaces {
+        for (group, version, kind, plural) in kinds {
+            let resource = ApiResource {
+                group: group.into(),
+                version: version.into(),
+                api_version: if group.is_empty() {
+                    version.into()
+                } else {
+                    format!("{group}/{version}")
+                },
+                kind: kind.into(),
+                plural: plural.into(),
+            };
+            let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+            total += api.list(&managed).await.map(|l| l.items.len()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// An admin API that accepts every registration and deregistration, and counts them.
+async fn admin_stub() -> (String, Arc<AtomicU64>) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().route(
+        "/admin/clients/{id}",
+        any(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), calls)
+}
+
+async fn create_all<K>(client: &Client, objects: Vec<K>) -> anyhow::Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    futures::stream::iter(objects)
+        .map(|obj| {
+            let api = Api::<K>::namespaced(client.clone(), &obj.namespace().unwrap());
+            async move { api.create(&PostParams::default(), &obj).await.map(|_| ()) }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let providers = setting("SCALE_PROVIDERS", 1000);
+    let clients = setting("SCALE_CLIENTS", 3000);
+    let namespace_count = setting("SCALE_NAMESPACES", 10).max(1);
+    let replicas = setting("SCALE_REPLICAS", 1);
+    let timeout = Duration::from_secs(setting("SCALE_TIMEOUT_SECONDS", 2400) as u64);
+    let client = Client::try_default().await?;
+    let run = format!("scale-{:04x}", rand::random::<u16>());
+    let namespaces: Vec<String> = (0..namespace_count).map(|i| format!("{run}-{i}")).collect();
+    eprintln!("run {run}: {providers} AuthProviders, {clients} OAuthClients in {namespace_count} namespaces");
+
+    // Namespaces with the dev database/Redis Secrets the samples reference.
+    let db_secrets: Vec<Secret> = serde_yaml::Deserializer::from_str(&std::fs::read_to_string(
+        repo_root().join("config/samples/dev-database.yaml"),
+    )?)
+    .map(|d| serde::Deserialize::deserialize(d).expect("dev-database.yaml"))
+    .collect();
+    for ns in &namespaces {
+        let obj: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &obj)
+            .await?;
+        for s in &db_secrets {
+            Api::<Secret>::namespaced(client.clone(), ns)
+                .create(&PostParams::default(), s)
+                .await?;
+        }
+    }
+
+    let (admin, registrations) = admin_stub().await;
+    let logs = std::env::temp_dir().join(format!("palisade-{run}"));
+    std::fs::create_dir_all(&logs)?;
+    let operator = Measured::start(&namespaces, &admin, &logs.join("operator.log"));
+    while reqwest::get(format!("http://{}/readyz", operator.http))
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The custom resources, from the samples.
+    let base: AuthProvider = sample("authprovider-dev.yaml");
+    let client_samples: Vec<OAuthClient> = [
+        "oauthclient-webapp.yaml",
+        "oauthclient-spa.yaml",
+        "oauthclient-machine.yaml",
+    ]
+    .iter()
+    .map(|f| sample(f))
+    .collect();
+    let provider_objects: Vec<AuthProvider> = (0..providers)
+        .map(|i| {
+            let mut ap = base.clone();
+            ap.metadata.name = Some(format!("p-{i}"));
+            ap.metadata.namespace = Some(namespaces[i % namespace_count].clone());
+            ap.spec.replicas = replicas as i32;
+            ap
+        })
+        .collect();
+    let client_objects: Vec<OAuthClient> = (0..clients)
+        .map(|i| {
+            let provider = i % providers.max(1);
+            let mut oc = client_samples[i % client_samples.len()].clone();
+            oc.metadata.name = Some(format!("c-{i}"));
+            oc.metadata.namespace = Some(namespaces[provider % namespace_count].clone());
+            oc.spec.provider_ref.name = format!("p-{provider}");
+            oc
+        })
+        .collect();
+
+    let start = Instant::now();
+    create_all(&client, provider_objects).await?;
+    create_all(&client, client_objects).await?;
+    let created = start.elapsed();
+    eprintln!("created the custom resources in {created:.1?}");
+    let mut last_report = Instant::now();
+    loop {
+        let (ready_providers, ready_clients) = ready_counts(&client, &run).await;
+        if ready_providers == providers && ready_clients == clients {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < timeout,
+            "not all Ready after {timeout:?}: {ready_providers}/{providers} providers, {ready_clients}/{clients} clients"
+        );
+        if last_report.elapsed() > Duration::from_secs(15) {
+            let (rss, cpu) = operator.usage();
+            eprintln!(
+                "{:>5.0?}: {ready_providers}/{providers} providers and {ready_clients}/{clients} clients Ready; operator {rss:.1} MiB peak, {cpu:.1} s CPU",
+                start.elapsed()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let all_ready = start.elapsed();
+    let (peak_rss, cpu) = operator.usage();
+    let metrics = operator.metrics().await;
+    let requests = sum(&metrics, "palisade_operator_api_requests_total", &[]);
+    let by_method: Vec<String> = ["GET", "WATCH", "POST", "PUT", "PATCH", "DELETE"]
+        .iter()
+        .map(|m| {
+            let n = sum(
+                &metrics,
+                "palisade_operator_api_requests_total",
+                &[&format!("method=\"{m}\"")],
+            );
+            format!("{m} {n}")
+        })
+        .collect();
+    let writes = sum(&metrics, "palisade_operator_api_writes_total", &[])
+        - sum(
+            &metrics,
+            "palisade_operator_api_writes_total",
+            &["kind=\"Event\""],
+        );
+    let events = sum(
+        &metrics,
+        "palisade_operator_api_writes_total",
+        &["kind=\"Event\""],
+    );
+    let reconciles = sum(&metrics, "palisade_operator_reconciles_total", &[]);
+    let managed = managed_objects(&client, &namespaces).await;
+    drop(operator);
+
+    // A full resync by a fresh operator, with nothing changed.
+    let resync_start = Instant::now();
+    let restarted = Measured::start(&namespaces, &admin, &logs.join("operator-restarted.log"));
+    loop {
+        let text = restarted.metrics().await;
+        let p = sum(
+            &text,
+            "palisade_operator_reconciles_total",
+            &["authprovider"],
+        );
+        let c = sum(
+            &text,
+            "palisade_operator_reconciles_total",
+            &["oauthclient"],
+        );
+        if p >= providers as f64 && c >= clients as f64 {
+            break;
+        }
+        anyhow::ensure!(
+            resync_start.elapsed() < timeout,
+            "the restarted operator did not reconcile everything"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let resynced = resync_start.elapsed();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let resync_writes = restarted
+        .sum("palisade_operator_api_writes_total", &[])
+        .await
+        - restarted
+            .sum("palisade_operator_api_writes_total", &["kind=\"Event\""])
+            .await;
+    let resync_requests = restarted
+        .sum("palisade_operator_api_requests_total", &[])
+        .await;
+    let (resync_rss, resync_cpu) = restarted.usage();
+    drop(restarted);
+
+    // The floor: as many objects as the run left, created directly at the same concurrency.
+    let floor_ns = format!("{run}-floor");
+    let obj: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": floor_ns}}))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &obj)
+        .await?;
+    let floor_count = providers + clients + managed;
+    let config_maps: Vec<ConfigMap> = (0..floor_count)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("floor-{i}"), "namespace": floor_ns,
+                    "labels": {"app.kubernetes.io/managed-by": "scale-bench"}},
+                "data": {"payload": "x".repeat(512)}
+            }))
+            .unwrap()
+        })
+        .collect();
+    let floor_start = Instant::now();
+    create_all(&client, config_maps).await?;
+    let floor = floor_start.elapsed();
+
+    let objects = (providers + clients) as f64;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "## Operator scale ({})",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    println!();
+    println!("Machine: {cores} cores; local control plane (kube-apiserver, etcd, controller-manager, scheduler, KWOK) on the same machine. Operator release build, default concurrency unless SCALE_OPERATOR_CONCURRENCY is set ({}). AuthProvider replicas: {replicas}.", setting("SCALE_OPERATOR_CONCURRENCY", 0));
+    println!();
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| AuthProviders / OAuthClients / namespaces | {providers} / {clients} / {namespace_count} |");
+    println!(
+        "| custom resources created in | {:.1} s |",
+        created.as_secs_f64()
+    );
+    println!("| all Ready after | {:.1} s |", all_ready.as_secs_f64());
+    println!("| objects left (custom resources + operator-made) | {floor_count} ({managed} operator-made) |");
+    println!("| write floor: {floor_count} ConfigMaps created directly, concurrency {CREATE_CONCURRENCY} | {:.1} s |", floor.as_secs_f64());
+    println!(
+        "| **ratio all-Ready / floor** (target ≤ 3) | **{:.2}** |",
+        all_ready.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "| operator API requests | {requests} ({:.1} per custom resource; {}) |",
+        requests / objects,
+        by_method.join(", ")
+    );
+    println!("| operator writes (without Events) | {writes} ({:.1} per custom resource); Events {events} |", writes / objects);
+    println!("| reconciles | {reconciles} |");
+    println!(
+        "| admin API calls (registrations) | {} |",
+        registrations.load(Ordering::Relaxed)
+    );
+    println!("| operator peak RSS (target < 100 MiB) | {peak_rss:.1} MiB |");
+    println!("| operator CPU time | {cpu:.1} s |");
+    println!("| full resync by a restarted operator, nothing changed | {:.1} s, {resync_requests} requests, **{resync_writes} writes** (target 0), peak RSS {resync_rss:.1} MiB, CPU {resync_cpu:.1} s |", resynced.as_secs_f64());
+    println!();
+    eprintln!("operator logs in {}", logs.display());
+
+    if std::env::var("SCALE_KEEP").as_deref() != Ok("1") {
+        let cleanup = Instant::now();
+        for ns in namespaces.iter().chain([&floor_ns]) {
+            let _ = Api::<Namespace>::all(client.clone())
+                .delete(ns, &DeleteParams::background())
+                .await;
+        }
+        eprintln!("deleting the run's namespaces (the garbage collector takes a while)");
+        for ns in namespaces.iter().chain([&floor_ns]) {
+            while Api::<Namespace>::all(client.clone())
+                .get_opt(ns)
+                .await?
+                .is_some()
+                && cleanup.elapsed() < Duration::from_secs(900)
+            {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        eprintln!("cleaned up in {:.0?}", cleanup.elapsed());
+    }
+    anyhow::ensure!(
+        resync_writes == 0.0,
+        "a resync with nothing changed wrote {resync_writes} times"
+    );
+    Ok(())
+}
