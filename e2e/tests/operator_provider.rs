@@ -370,6 +370,28 @@ async fn leader_election_lets_one_operator_write_and_fails_over() {
     assert!(took < Duration::from_secs(15), "failover took {took:?}");
     let lease = lease_holder(&ns.name);
     assert_eq!(lease, "second");
+
+    // The old leader comes back as a standby: it waits, writes nothing, and the new leader
+    // keeps the Lease and does the work (a spec change is carried out by it alone).
+    let first = Operator::start(&ns.name, &["--leader-elect", "--identity", "first"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = second.writes().await.unwrap();
+    patch_spec(&client, &ns.name, serde_json::json!({"replicas": 3})).await;
+    eventually("the leader to apply the change", WAIT, || async {
+        (second.writes().await? > before).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        first.writes().await,
+        Some(0.0),
+        "the returned standby never writes"
+    );
+    assert_eq!(
+        first.counter("palisade_operator_leader", "").await,
+        Some(0.0)
+    );
+    assert_eq!(lease_holder(&ns.name), "second");
 }
 
 #[tokio::test]
