@@ -6,12 +6,14 @@
 //! costs reads only; every write is counted in the `palisade_operator_api_writes` metric.
 
 use crate::metrics::Metrics;
+use crate::owned_cache::{Cached, OwnedCache};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt::Debug;
+use std::sync::Arc;
 
 /// The single field manager under which the operator applies everything it owns.
 pub const FIELD_MANAGER: &str = "palisade-operator";
@@ -53,6 +55,9 @@ pub trait Owned:
     + Debug
     + Serialize
     + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -62,6 +67,9 @@ impl<K> Owned for K where
         + Debug
         + Serialize
         + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
 {
 }
 
@@ -70,12 +78,37 @@ impl<K> Owned for K where
 pub struct Applier {
     client: Client,
     metrics: Metrics,
+    cache: OwnedCache,
 }
 
 impl Applier {
     /// Creates an applier that writes through `client` and counts into `metrics`.
     pub fn new(client: Client, metrics: Metrics) -> Self {
-        Applier { client, metrics }
+        Applier {
+            client,
+            metrics,
+            cache: OwnedCache::default(),
+        }
+    }
+
+    /// The caches of owned objects that reads go to first.
+    pub fn cache(&self) -> &OwnedCache {
+        &self.cache
+    }
+
+    /// The live `namespace/name`: the cached copy when the cache has one, else a GET (the API
+    /// server decides absence, since a cache may not have seen a creation yet).
+    pub async fn get<K: Owned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<K>>, kube::Error> {
+        match self.cache.get::<K>(namespace, name) {
+            Cached::Present(obj) => Ok(Some(obj)),
+            Cached::Absent | Cached::Unknown => {
+                Ok(self.api::<K>(namespace).get_opt(name).await?.map(Arc::new))
+            }
+        }
     }
 
     /// The underlying client, for reads.
@@ -104,8 +137,8 @@ impl Applier {
         let api: Api<K> = self.api(namespace);
         let name = desired.name_any();
         let hash = stamp(&mut desired);
-        let existing = api.get_opt(&name).await?;
-        if !needs_apply(existing.as_ref(), &hash) {
+        let existing = self.get::<K>(namespace, &name).await?;
+        if !needs_apply(existing.as_deref(), &hash) {
             return Ok(false);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -126,8 +159,8 @@ impl Applier {
     {
         let api: Api<K> = self.api(namespace);
         let name = obj.name_any();
-        if let Some(existing) = api.get_opt(&name).await? {
-            return Ok((existing, false));
+        if let Some(existing) = self.get::<K>(namespace, &name).await? {
+            return Ok((existing.as_ref().clone(), false));
         }
         self.metrics.count_write(K::kind(&()).as_ref(), "create");
         match api.create(&PostParams::default(), &obj).await {
@@ -162,7 +195,7 @@ impl Applier {
         K: Owned,
     {
         let api: Api<K> = self.api(namespace);
-        let Some(existing) = api.get_opt(name).await? else {
+        let Some(existing) = self.get::<K>(namespace, name).await? else {
             return Ok(false);
         };
         if !existing

@@ -3,9 +3,14 @@
 
 use crate::apply::Applier;
 use crate::client::admin::AdminClient;
+use crate::crd::AuthProvider;
 use crate::metrics::Metrics;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Operator settings that shape what is rendered or where it talks.
 #[derive(Clone, Debug)]
@@ -33,6 +38,12 @@ pub struct Context {
     pub config: Config,
     /// Client of the providers' admin APIs (one connection pool for all).
     pub admin: AdminClient,
+    /// The AuthProviders the OAuthClient controller watches (a reflector's cache), so that
+    /// resolving a client's provider reads memory instead of the API server.
+    pub providers: Option<Store<AuthProvider>>,
+    /// Admin tokens read from the providers' internal Secrets, by provider uid. A token is
+    /// generated once per provider; an admin API that refuses it drops it from here.
+    pub admin_tokens: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Context {
@@ -49,7 +60,29 @@ impl Context {
             metrics,
             config,
             admin: AdminClient::default(),
+            providers: None,
+            admin_tokens: Arc::default(),
         }
+    }
+
+    /// The same context, resolving providers from `store`.
+    pub fn with_provider_store(&self, store: Store<AuthProvider>) -> Self {
+        Context {
+            providers: Some(store),
+            ..self.clone()
+        }
+    }
+
+    /// An AuthProvider from the cache when the cache has it; `None` when there is no cache, it
+    /// is not filled yet, or it does not know the provider (the caller then asks the API server,
+    /// which is authoritative: the cache may lag behind a creation).
+    pub async fn cached_provider(&self, namespace: &str, name: &str) -> Option<Arc<AuthProvider>> {
+        let store = self.providers.as_ref()?;
+        tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
+            .await
+            .ok()?
+            .ok()?;
+        store.get(&ObjectRef::new(name).within(namespace))
     }
 
     /// Publishes an event about `obj`; failures to record are logged, never fatal.

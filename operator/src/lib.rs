@@ -10,6 +10,7 @@ pub mod crdgen;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod owned_cache;
 pub mod provider;
 pub mod render;
 pub mod rollout;

@@ -439,7 +439,8 @@ async fn main() -> anyhow::Result<()> {
         .sum("palisade_operator_api_requests_total", &[])
         .await;
     let (resync_rss, resync_cpu) = restarted.usage();
-    drop(restarted);
+    // The restarted operator stays up until the cleanup is done: deleting an OAuthClient waits
+    // for its finalizer.
 
     // The floor: as many objects as the run left, created directly at the same concurrency.
     let floor_ns = format!("{run}-floor");
@@ -523,6 +524,7 @@ async fn main() -> anyhow::Result<()> {
         }
         eprintln!("cleaned up in {:.0?}", cleanup.elapsed());
     }
+    drop(restarted);
     anyhow::ensure!(
         resync_writes == 0.0,
         "a resync with nothing changed wrote {resync_writes} times"

@@ -14,6 +14,19 @@ pub enum AdminError {
     Status { url: String, status: u16 },
 }
 
+impl AdminError {
+    /// Whether the admin API refused the bearer token (401 or 403).
+    pub fn refused_credentials(&self) -> bool {
+        matches!(
+            self,
+            AdminError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
 /// The base URL of a provider's admin API: the override (with `{namespace}`/`{name}`
 /// substituted) or the admin Service's cluster DNS name.
 pub fn base_url(override_template: Option<&str>, namespace: &str, name: &str) -> String {

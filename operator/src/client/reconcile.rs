@@ -75,19 +75,36 @@ async fn resolve_provider(
 ) -> Result<Option<Resolved>, kube::Error> {
     let ns = client.namespace().unwrap_or_default();
     let provider_ns = client.spec.provider_ref.namespace.clone().unwrap_or(ns);
-    let Some(provider) = Api::<AuthProvider>::namespaced(ctx.client.clone(), &provider_ns)
-        .get_opt(&client.spec.provider_ref.name)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let admin_token = match Owner::of(&provider) {
-        Some(owner) => Api::<Secret>::namespaced(ctx.client.clone(), &provider_ns)
-            .get_opt(&internal_secret_name(&owner))
+    let name = &client.spec.provider_ref.name;
+    let provider = match ctx.cached_provider(&provider_ns, name).await {
+        Some(cached) => cached.as_ref().clone(),
+        None => match Api::<AuthProvider>::namespaced(ctx.client.clone(), &provider_ns)
+            .get_opt(name)
             .await?
-            .as_ref()
-            .and_then(admin_token_from_secret),
-        None => None,
+        {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    let admin_token = match (Owner::of(&provider), provider.uid()) {
+        (Some(owner), Some(uid)) => {
+            let cached = ctx.admin_tokens.lock().unwrap().get(&uid).cloned();
+            match cached {
+                Some(token) => Some(token),
+                None => {
+                    let token = Api::<Secret>::namespaced(ctx.client.clone(), &provider_ns)
+                        .get_opt(&internal_secret_name(&owner))
+                        .await?
+                        .as_ref()
+                        .and_then(admin_token_from_secret);
+                    if let Some(t) = &token {
+                        ctx.admin_tokens.lock().unwrap().insert(uid, t.clone());
+                    }
+                    token
+                }
+            }
+        }
+        _ => None,
     };
     let admin_base = base_url(
         ctx.config.admin_endpoint_override.as_deref(),
@@ -99,6 +116,25 @@ async fn resolve_provider(
         admin_base,
         admin_token,
     }))
+}
+
+/// Whether the provider reports Ready=True.
+fn provider_ready(provider: &AuthProvider) -> bool {
+    provider.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// When to look again at a client whose provider could not take its registration: soon when
+/// the provider says it is Ready (its admin API should answer any moment), rarely otherwise —
+/// the provider becoming Ready wakes its clients through the watch.
+fn retry_after(provider: Option<&AuthProvider>) -> Action {
+    match provider {
+        Some(p) if provider_ready(p) => Action::requeue(Duration::from_secs(5)),
+        _ => Action::requeue(Duration::from_secs(60)),
+    }
 }
 
 /// The registration payload for the client's spec and credentials.
@@ -129,8 +165,6 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     let ns = client.namespace().ok_or(Error::NotStored)?;
     let name = client.name_any();
     let previous = client.status.clone().unwrap_or_default();
-    // Providers usually come up within seconds of their clients; look again soon.
-    let retry = Action::requeue(Duration::from_secs(5));
 
     let Some(resolved) = resolve_provider(&client, &ctx).await? else {
         let provider = client.spec.provider_ref.name.clone();
@@ -145,7 +179,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             &previous,
             not_ready("ProviderNotFound", msg),
             None,
-            retry,
+            retry_after(None),
         )
         .await;
     };
@@ -183,8 +217,11 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
 
     // Credentials: kept from the live Secret, generated only when missing.
     let secret_name = credentials::secret_name(&client);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let live = secrets.get_opt(&secret_name).await?;
+    let live = ctx
+        .applier
+        .get::<Secret>(&ns, &secret_name)
+        .await?
+        .map(|s| s.as_ref().clone());
     let creds = credentials::decide(
         live.as_ref(),
         previous.client_id.as_deref(),
@@ -233,11 +270,18 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             .put_client(&resolved.admin_base, token, &registration(&client, &creds))
             .await
             .map_err(|e| {
+                if e.refused_credentials() {
+                    // The internal Secret was regenerated: read the token again next time.
+                    if let Some(uid) = resolved.provider.uid() {
+                        ctx.admin_tokens.lock().unwrap().remove(&uid);
+                    }
+                }
                 format!("could not register with the provider's admin API ({e}); will retry")
             }),
     };
     if let Err(msg) = registered {
         let verdict = not_ready("ProviderUnavailable", msg);
+        let retry = retry_after(Some(&resolved.provider));
         return finish(&client, &ctx, &previous, verdict, Some(&creds), retry).await;
     }
     let ok = Verdict {

@@ -213,11 +213,11 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
     // 4. Status.
     let deployment = match &rollout {
         Some(r) => r.deployment.clone(),
-        None => {
-            Api::<Deployment>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&owner.name)
-                .await?
-        }
+        None => ctx
+            .applier
+            .get::<Deployment>(&ns, &owner.name)
+            .await?
+            .map(|d| d.as_ref().clone()),
     };
     let deployment_obs = deployment.as_ref().map(observe_deployment);
     let observed = Observed {

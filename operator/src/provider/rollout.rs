@@ -83,13 +83,16 @@ pub async fn step(
     );
     let image = image_of(&template).unwrap_or_default().to_string();
 
-    let record_cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .get_opt(&record_name(owner))
+    let record_cm = ctx
+        .applier
+        .get::<ConfigMap>(ns, &record_name(owner))
         .await?;
-    let record = parse_record(record_cm.as_ref());
-    let live = Api::<Deployment>::namespaced(client.clone(), ns)
-        .get_opt(&owner.name)
-        .await?;
+    let record = parse_record(record_cm.as_deref());
+    let live = ctx
+        .applier
+        .get::<Deployment>(ns, &owner.name)
+        .await?
+        .map(|d| d.as_ref().clone());
     let live_template = live
         .as_ref()
         .and_then(|d| d.spec.as_ref())
@@ -111,8 +114,7 @@ pub async fn step(
     };
     let key = migration_key(&migration_input);
     let job = job_name(owner, &key);
-    let jobs = Api::<Job>::namespaced(client.clone(), ns);
-    let job_state = match jobs.get_opt(&job).await? {
+    let job_state = match ctx.applier.get::<Job>(ns, &job).await? {
         Some(j) => {
             let pods = Api::<Pod>::namespaced(client.clone(), ns)
                 .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
