@@ -1,7 +1,8 @@
 //! `PUT/GET/DELETE /admin/clients/{client_id}`: the client registry (idempotent). The body is
 //! the shared wire `ClientRegistration`; only a hash of the secret is ever stored or returned.
 
-use crate::error::OAuthError;
+use crate::endpoints::storable;
+use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -18,6 +19,16 @@ pub fn validate(path_id: &str, reg: &ClientRegistration) -> Result<(), OAuthErro
     if reg.client_id.is_empty() || reg.client_id.len() > 255 {
         return bad("clientId must be 1 to 255 characters");
     }
+    let strings = [&reg.client_id]
+        .into_iter()
+        .chain(reg.client_name.as_ref())
+        .chain(&reg.redirect_uris)
+        .chain(&reg.post_logout_redirect_uris)
+        .chain(&reg.scopes)
+        .chain(reg.client_secret_hash.as_ref());
+    if strings.into_iter().any(|s| !storable(s)) {
+        return bad("values must not contain NUL characters");
+    }
     if reg.public != reg.client_secret_hash.is_none() {
         return bad("a public client has no secret hash and a confidential client must have one");
     }
@@ -31,6 +42,21 @@ pub fn validate(path_id: &str, reg: &ClientRegistration) -> Result<(), OAuthErro
 }
 
 /// Registers or replaces a client.
+#[utoipa::path(
+    put,
+    path = "/admin/clients/{client_id}",
+    tag = "admin",
+    operation_id = "put_client",
+    params(("client_id" = String, Path, description = "The client's id (1 to 255 characters)", min_length = 1)),
+    request_body(content = ClientRegistration, description = "The registration; `clientId` must equal the path's"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Registered (created or replaced)"),
+        (status = 400, description = "`invalid_request`: malformed JSON or a registration the server refuses", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -44,10 +70,27 @@ pub async fn put(
 }
 
 /// Reads a client's registration.
+#[utoipa::path(
+    get,
+    path = "/admin/clients/{client_id}",
+    tag = "admin",
+    operation_id = "get_client",
+    params(("client_id" = String, Path, description = "The client's id", min_length = 1)),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The registration (with the secret's hash, never the secret)", body = ClientRegistration),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 404, description = "`not_found`: no such client", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ClientRegistration>, OAuthError> {
+    if !storable(&id) {
+        return Err(OAuthError::NotFound);
+    }
     state
         .store
         .client(&id)
@@ -57,11 +100,25 @@ pub async fn get(
 }
 
 /// Removes a client; an unknown client is a 404 (callers treat it as done).
+#[utoipa::path(
+    delete,
+    path = "/admin/clients/{client_id}",
+    tag = "admin",
+    operation_id = "delete_client",
+    params(("client_id" = String, Path, description = "The client's id", min_length = 1)),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deregistered"),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 404, description = "`not_found`: no such client", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, OAuthError> {
-    if state.store.delete_client(&id).await? {
+    if storable(&id) && state.store.delete_client(&id).await? {
         tracing::info!(client_id = %id, "client deregistered");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -35,6 +35,13 @@ pub async fn require_token(
 }
 
 /// `/metrics` in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut body, &state.registry);
@@ -44,6 +51,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )
         .body(body.into())
+        .expect("static response")
+}
+
+/// `/openapi.json`: this API's description (the same document as `palisade-auth-server openapi`).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "admin",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3 description of the public and admin ports", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi() -> Response {
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(crate::openapi::json().into())
         .expect("static response")
 }
 
