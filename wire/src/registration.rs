@@ -78,6 +78,17 @@ impl TokenEndpointAuthMethod {
 /// A client as registered with the auth-server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "clientId": "my-app",
+    "clientName": "My App",
+    "redirectUris": ["https://app.example/callback"],
+    "postLogoutRedirectUris": ["https://app.example/"],
+    "grantTypes": ["authorization_code", "refresh_token"],
+    "scopes": ["openid", "profile", "email"],
+    "tokenEndpointAuthMethod": "client_secret_basic",
+    "public": false,
+    "clientSecretHash": "sha256:n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg",
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientRegistration {
     /// The client's identifier; must equal the `{client_id}` of the path (1 to 255 characters).

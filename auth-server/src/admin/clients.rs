@@ -47,7 +47,7 @@ pub fn validate(path_id: &str, reg: &ClientRegistration) -> Result<(), OAuthErro
     path = "/admin/clients/{client_id}",
     tag = "admin",
     operation_id = "put_client",
-    params(("client_id" = String, Path, description = "The client's id (1 to 255 characters)", min_length = 1)),
+    params(("client_id" = String, Path, description = "The client's id (1 to 255 characters)", min_length = 1, example = "my-app")),
     request_body(content = ClientRegistration, description = "The registration; `clientId` must equal the path's"),
     security(("admin_token" = [])),
     responses(
@@ -75,7 +75,7 @@ pub async fn put(
     path = "/admin/clients/{client_id}",
     tag = "admin",
     operation_id = "get_client",
-    params(("client_id" = String, Path, description = "The client's id", min_length = 1)),
+    params(("client_id" = String, Path, description = "The client's id", min_length = 1, example = "my-app")),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The registration (with the secret's hash, never the secret)", body = ClientRegistration),
@@ -105,7 +105,7 @@ pub async fn get(
     path = "/admin/clients/{client_id}",
     tag = "admin",
     operation_id = "delete_client",
-    params(("client_id" = String, Path, description = "The client's id", min_length = 1)),
+    params(("client_id" = String, Path, description = "The client's id", min_length = 1, example = "my-app")),
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Deregistered"),

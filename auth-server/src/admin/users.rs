@@ -18,6 +18,12 @@ pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// Body of `PUT /admin/users/{username}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "password": "correct horse battery",
+    "email": "alice@example.com",
+    "emailVerified": true,
+    "name": "Alice Example",
+}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpdate {
     /// New password; absent on an update keeps the current one (required on creation).
@@ -110,7 +116,7 @@ pub fn validate(username: &str, u: &UserUpdate, exists: bool) -> Result<(), OAut
     path = "/admin/users/{username}",
     tag = "admin",
     operation_id = "put_user",
-    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1)),
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
     request_body(content = UserUpdate, description = "The user; `password` is required on creation"),
     security(("admin_token" = [])),
     responses(
@@ -164,7 +170,7 @@ pub async fn put(
     path = "/admin/users/{username}",
     tag = "admin",
     operation_id = "get_user",
-    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1)),
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The user", body = UserView),
@@ -194,7 +200,7 @@ pub async fn get(
     path = "/admin/users/{username}",
     tag = "admin",
     operation_id = "delete_user",
-    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1)),
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Deleted"),

@@ -305,20 +305,24 @@ pub async fn issue_code(
 #[into_params(parameter_in = Query)]
 pub struct AuthorizationParams {
     /// Must be `code`.
-    #[param(example = "code")]
-    #[schema(example = "code")]
+    #[param(example = "code", min_length = 1)]
+    #[schema(example = "code", min_length = 1)]
     pub response_type: String,
     /// A registered client.
+    #[param(example = "dev-client", min_length = 1)]
+    #[schema(example = "dev-client", min_length = 1)]
     pub client_id: String,
     /// One of the client's registered redirect URIs, exactly.
+    #[param(example = "http://127.0.0.1:8765/callback", min_length = 1)]
+    #[schema(example = "http://127.0.0.1:8765/callback", min_length = 1)]
     pub redirect_uri: String,
     /// Space-separated; must include `openid`; every scope must be allowed for the client.
-    #[param(example = "openid profile email")]
-    #[schema(example = "openid profile email")]
+    #[param(example = "openid profile email", min_length = 1)]
+    #[schema(example = "openid profile email", min_length = 1)]
     pub scope: String,
     /// Returned unchanged to the client.
-    #[schema(nullable = false)]
-    #[param(nullable = false)]
+    #[schema(nullable = false, example = "af0ifjsldkj")]
+    #[param(nullable = false, example = "af0ifjsldkj")]
     pub state: Option<String>,
     /// Copied into the ID token.
     #[schema(nullable = false)]
@@ -326,12 +330,12 @@ pub struct AuthorizationParams {
     pub nonce: Option<String>,
     /// PKCE (RFC 7636): base64url SHA-256 of the verifier, 43 to 128 characters. Required for
     /// public clients.
-    #[schema(nullable = false)]
-    #[param(nullable = false)]
+    #[schema(nullable = false, example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")]
+    #[param(nullable = false, example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")]
     pub code_challenge: Option<String>,
     /// `S256` (`plain` is refused).
-    #[schema(nullable = false)]
-    #[param(nullable = false)]
+    #[schema(nullable = false, example = "S256")]
+    #[param(nullable = false, example = "S256")]
     pub code_challenge_method: Option<String>,
     /// `query` only.
     #[schema(nullable = false)]

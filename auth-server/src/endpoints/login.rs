@@ -86,6 +86,7 @@ async fn form_page(
 #[into_params(parameter_in = Query)]
 pub struct LoginQuery {
     /// The parked authorization request `/authorize` redirected with.
+    #[param(min_length = 1)]
     pub request: String,
 }
 

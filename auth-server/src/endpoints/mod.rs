@@ -22,6 +22,7 @@ use std::collections::HashMap;
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct TokenForm {
     /// The access token (a JWT of this issuer) or, at `/revoke`, a refresh token.
+    #[schema(min_length = 1)]
     pub token: String,
     /// `access_token` or `refresh_token`; a hint only, the token is recognised either way.
     #[schema(nullable = false)]

@@ -20,8 +20,10 @@ use axum::Form;
 pub enum TokenRequest {
     /// Exchange an authorization code (RFC 6749 §4.1.3, PKCE RFC 7636 §4.5).
     AuthorizationCode {
+        #[schema(min_length = 1)]
         code: String,
         /// Exactly the `redirect_uri` of the authorization request.
+        #[schema(min_length = 1, example = "http://127.0.0.1:8765/callback")]
         redirect_uri: String,
         /// Required when the authorization request carried a `code_challenge`.
         #[schema(nullable = false)]
@@ -33,6 +35,7 @@ pub enum TokenRequest {
     },
     /// Rotate a refresh token (RFC 6749 §6); `scope` may narrow the access token's scopes.
     RefreshToken {
+        #[schema(min_length = 1)]
         refresh_token: String,
         #[schema(nullable = false)]
         scope: Option<String>,
@@ -44,7 +47,7 @@ pub enum TokenRequest {
     /// A confidential client acting as itself (RFC 6749 §4.4).
     ClientCredentials {
         /// Space-separated scopes; absent means every scope the client may use.
-        #[schema(nullable = false)]
+        #[schema(nullable = false, example = "api")]
         scope: Option<String>,
         /// The access token's audience (RFC 8707); default: the issuer.
         #[schema(nullable = false)]
