@@ -4,7 +4,7 @@
 use crate::endpoints::storable;
 use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -52,16 +52,17 @@ pub fn validate(path_id: &str, reg: &ClientRegistration) -> Result<(), OAuthErro
     security(("admin_token" = [])),
     responses(
         (status = 204, description = "Registered (created or replaced)"),
-        (status = 400, description = "`invalid_request`: malformed JSON or a registration the server refuses", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: malformed JSON, a registration the server refuses, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
     ),
 )]
 pub async fn put(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Json<ClientRegistration>, JsonRejection>,
 ) -> Result<StatusCode, OAuthError> {
+    let id = super::path_param(path)?;
     let Json(reg) = body.map_err(|e| OAuthError::InvalidRequest(e.body_text()))?;
     validate(&id, &reg)?;
     state.store.put_client(&reg).await?;
@@ -81,13 +82,15 @@ pub async fn put(
         (status = 200, description = "The registration (with the secret's hash, never the secret)", body = ClientRegistration),
         (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "`not_found`: no such client", body = ErrorBody),
     ),
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<ClientRegistration>, OAuthError> {
+    let id = super::path_param(path)?;
     if !storable(&id) {
         return Err(OAuthError::NotFound);
     }
@@ -111,13 +114,15 @@ pub async fn get(
         (status = 204, description = "Deregistered"),
         (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "`not_found`: no such client", body = ErrorBody),
     ),
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, OAuthError> {
+    let id = super::path_param(path)?;
     if storable(&id) && state.store.delete_client(&id).await? {
         tracing::info!(client_id = %id, "client deregistered");
         Ok(StatusCode::NO_CONTENT)

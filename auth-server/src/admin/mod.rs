@@ -6,7 +6,8 @@ pub mod users;
 
 use crate::error::OAuthError;
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -16,6 +17,13 @@ use subtle::ConstantTimeEq;
 pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
     let presented = header.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
     presented.len() == token.len() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// The `{client_id}` or `{username}` of an admin path. A segment that is not UTF-8 is
+/// `invalid_request` in the RFC error shape, not axum's plain-text rejection.
+pub fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, OAuthError> {
+    path.map(|Path(v)| v)
+        .map_err(|e| OAuthError::InvalidRequest(e.body_text()))
 }
 
 /// Middleware refusing requests without the admin token.

@@ -6,7 +6,7 @@ use crate::endpoints::storable;
 use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
 use crate::store::User;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -122,16 +122,17 @@ pub fn validate(username: &str, u: &UserUpdate, exists: bool) -> Result<(), OAut
     responses(
         (status = 201, description = "Created"),
         (status = 204, description = "Updated"),
-        (status = 400, description = "`invalid_request`: malformed JSON, unknown fields, or values the server refuses", body = ErrorBody),
+        (status = 400, description = "`invalid_request`: malformed JSON, unknown fields, values the server refuses, or a path that is not valid UTF-8", body = ErrorBody),
         (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
     ),
 )]
 pub async fn put(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Json<UserUpdate>, JsonRejection>,
 ) -> Result<StatusCode, OAuthError> {
+    let username = super::path_param(path)?;
     let Json(update) = body.map_err(|e| OAuthError::InvalidRequest(e.body_text()))?;
     // Checked before the lookup too: a NUL character cannot even be looked up.
     validate(&username, &update, true)?;
@@ -176,13 +177,15 @@ pub async fn put(
         (status = 200, description = "The user", body = UserView),
         (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
     ),
 )]
 pub async fn get(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<UserView>, OAuthError> {
+    let username = super::path_param(path)?;
     if !storable(&username) {
         return Err(OAuthError::NotFound);
     }
@@ -206,13 +209,15 @@ pub async fn get(
         (status = 204, description = "Deleted"),
         (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody),
     ),
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, OAuthError> {
+    let username = super::path_param(path)?;
     if storable(&username) && state.store.delete_user(&username).await? {
         tracing::info!("user deleted");
         Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,9 @@
-//! A NUL character in any received value is a client error, never a storage outage.
-//! PostgreSQL text cannot hold NUL: before these checks such a value reached a query, failed
-//! it, and the request was answered 503 `temporarily_unavailable` (and logged as an outage).
+//! Malformed input gets the documented client error, never a 5xx or an undocumented answer.
+//! - A NUL character in any received value: PostgreSQL text cannot hold NUL, so before these
+//!   checks such a value reached a query, failed it, and the request was answered 503
+//!   `temporarily_unavailable` (and logged as a storage outage).
+//! - An admin path that is not UTF-8 got axum's plain-text 400 instead of the RFC error body.
+//!
 //! Runs on the in-memory store and on PostgreSQL (`PALISADE_TEST_DATABASE_URL`).
 
 mod common;
@@ -117,8 +120,38 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
     assert_eq!(status_and_error(resp).await, (400, "invalid_grant".into()));
 }
 
+async fn admin_paths_that_are_not_utf8_get_the_rfc_error(srv: Srv) {
+    for path in ["/admin/clients/%FF", "/admin/users/a%FEb"] {
+        for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::PUT] {
+            let resp = srv
+                .http
+                .request(method.clone(), format!("{}{path}", srv.admin))
+                .bearer_auth(&srv.admin_token)
+                .json(&serde_json::json!({"password": "long enough"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.headers()["content-type"],
+                "application/json",
+                "{method} {path}"
+            );
+            assert_eq!(
+                status_and_error(resp).await,
+                (400, "invalid_request".into()),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 on_both_stores!(nul, common::ttls(), nul_values_are_refused_not_outages);
+on_both_stores!(
+    non_utf8_admin_paths,
+    common::ttls(),
+    admin_paths_that_are_not_utf8_get_the_rfc_error
+);
