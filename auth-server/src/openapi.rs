@@ -204,9 +204,7 @@ fn shared_responses(op: &mut Operation, limited: bool, page: bool) {
             "413".into(),
             RefOr::T(
                 ResponseBuilder::new()
-                    .description(format!(
-                        "The body is larger than {MAX_BODY_BYTES} bytes"
-                    ))
+                    .description(format!("The body is larger than {MAX_BODY_BYTES} bytes"))
                     .content("text/plain", text())
                     .build(),
             ),
@@ -218,7 +216,10 @@ fn shared_responses(op: &mut Operation, limited: bool, page: bool) {
              {} s; retry later",
             REQUEST_DEADLINE.as_secs()
         ))
-        .header("Retry-After", retry_after("Seconds to wait before retrying"))
+        .header(
+            "Retry-After",
+            retry_after("Seconds to wait before retrying"),
+        )
         .content("application/json", error_json());
     if page {
         unavailable = unavailable.content("text/html", text());

@@ -33,7 +33,10 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
     .send()
     .await
     .unwrap();
-    assert_eq!(status_and_error(resp).await, (400, "invalid_request".into()));
+    assert_eq!(
+        status_and_error(resp).await,
+        (400, "invalid_request".into())
+    );
     for path in ["/introspect", "/revoke"] {
         let resp = srv
             .http
@@ -43,7 +46,11 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
             .send()
             .await
             .unwrap();
-        assert_eq!(status_and_error(resp).await, (400, "invalid_request".into()), "{path}");
+        assert_eq!(
+            status_and_error(resp).await,
+            (400, "invalid_request".into()),
+            "{path}"
+        );
     }
 
     // The browser endpoints answer with a page (400), never the outage page (503).
@@ -65,7 +72,12 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
     let resp = srv
         .http
         .post(srv.url("/login"))
-        .form(&[("request", "r"), ("csrf", "c"), ("username", "u\0"), ("password", "p")])
+        .form(&[
+            ("request", "r"),
+            ("csrf", "c"),
+            ("username", "u\0"),
+            ("password", "p"),
+        ])
         .send()
         .await
         .unwrap();
@@ -80,7 +92,11 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
     for path in ["/admin/clients/a%00b", "/admin/users/a%00b"] {
         for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
             let resp = admin(method.clone(), path).send().await.unwrap();
-            assert_eq!(status_and_error(resp).await, (404, "not_found".into()), "{method} {path}");
+            assert_eq!(
+                status_and_error(resp).await,
+                (404, "not_found".into()),
+                "{method} {path}"
+            );
         }
     }
     let resp = admin(reqwest::Method::PUT, "/admin/users/a%00b")
@@ -88,13 +104,19 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
         .send()
         .await
         .unwrap();
-    assert_eq!(status_and_error(resp).await, (400, "invalid_request".into()));
+    assert_eq!(
+        status_and_error(resp).await,
+        (400, "invalid_request".into())
+    );
     let resp = admin(reqwest::Method::PUT, "/admin/users/alice")
         .json(&serde_json::json!({"password": "long enough", "name": "A\u{0}"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(status_and_error(resp).await, (400, "invalid_request".into()));
+    assert_eq!(
+        status_and_error(resp).await,
+        (400, "invalid_request".into())
+    );
     let resp = admin(reqwest::Method::PUT, "/admin/clients/app")
         .json(&serde_json::json!({
             "clientId": "app",
@@ -106,14 +128,20 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
         .send()
         .await
         .unwrap();
-    assert_eq!(status_and_error(resp).await, (400, "invalid_request".into()));
+    assert_eq!(
+        status_and_error(resp).await,
+        (400, "invalid_request".into())
+    );
 
     // And the store still works: nothing above was an outage.
     let resp = srv
         .http
         .post(srv.url("/token"))
         .basic_auth(&client.id, Some(&secret))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", "unknown")])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "unknown"),
+        ])
         .send()
         .await
         .unwrap();
@@ -122,7 +150,11 @@ async fn nul_values_are_refused_not_outages(srv: Srv) {
 
 async fn admin_paths_that_are_not_utf8_get_the_rfc_error(srv: Srv) {
     for path in ["/admin/clients/%FF", "/admin/users/a%FEb"] {
-        for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::PUT] {
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::DELETE,
+            reqwest::Method::PUT,
+        ] {
             let resp = srv
                 .http
                 .request(method.clone(), format!("{}{path}", srv.admin))

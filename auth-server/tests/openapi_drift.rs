@@ -12,7 +12,8 @@ fn committed_path() -> std::path::PathBuf {
 
 #[test]
 fn committed_openapi_matches_the_code() {
-    let on_disk = std::fs::read_to_string(committed_path()).expect("docs/reference/openapi.json exists");
+    let on_disk =
+        std::fs::read_to_string(committed_path()).expect("docs/reference/openapi.json exists");
     assert!(
         on_disk == openapi::json(),
         "docs/reference/openapi.json is out of date: run \
@@ -55,7 +56,10 @@ fn every_route_is_described_with_its_errors_and_security() {
         ("get", "/openapi.json"),
     ] {
         let o = op(method, path);
-        assert!(o["responses"]["503"].is_object(), "{path}: the deadline's 503");
+        assert!(
+            o["responses"]["503"].is_object(),
+            "{path}: the deadline's 503"
+        );
     }
     // Operation ids are unique (userinfo's GET and POST share a handler).
     let mut ids: Vec<String> = doc["paths"]
@@ -85,7 +89,10 @@ fn every_route_is_described_with_its_errors_and_security() {
         token["responses"]["400"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ErrorBody"
     );
-    assert_eq!(token["security"][0]["client_secret_basic"], serde_json::json!([]));
+    assert_eq!(
+        token["security"][0]["client_secret_basic"],
+        serde_json::json!([])
+    );
     assert_eq!(
         op("get", "/userinfo")["security"][0]["access_token"],
         serde_json::json!([])
@@ -104,5 +111,8 @@ fn every_route_is_described_with_its_errors_and_security() {
         .iter()
         .map(|v| v["properties"]["grant_type"]["enum"][0].as_str().unwrap())
         .collect();
-    assert_eq!(grants, ["authorization_code", "refresh_token", "client_credentials"]);
+    assert_eq!(
+        grants,
+        ["authorization_code", "refresh_token", "client_credentials"]
+    );
 }

@@ -55,8 +55,14 @@ async fn documented_429s_are_exactly_the_rate_limited_routes() {
             }
             if documented {
                 limited += 1;
-                assert_eq!(statuses[2], 429, "{method} {path} documents 429: {statuses:?}");
-                assert!(retry_after.is_some(), "{method} {path}: 429 without Retry-After");
+                assert_eq!(
+                    statuses[2], 429,
+                    "{method} {path} documents 429: {statuses:?}"
+                );
+                assert!(
+                    retry_after.is_some(),
+                    "{method} {path}: 429 without Retry-After"
+                );
             } else {
                 assert!(
                     !statuses.contains(&429),

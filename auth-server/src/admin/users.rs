@@ -84,7 +84,12 @@ pub fn validate(username: &str, u: &UserUpdate, exists: bool) -> Result<(), OAut
     {
         return bad("username must not contain spaces or control characters");
     }
-    let strings = [Some(username), u.password.as_deref(), u.email.as_deref(), u.name.as_deref()];
+    let strings = [
+        Some(username),
+        u.password.as_deref(),
+        u.email.as_deref(),
+        u.name.as_deref(),
+    ];
     if strings.into_iter().flatten().any(|s| !storable(s)) {
         return bad("values must not contain NUL characters");
     }

@@ -330,8 +330,14 @@ pub struct AuthorizationParams {
     pub nonce: Option<String>,
     /// PKCE (RFC 7636): base64url SHA-256 of the verifier, 43 to 128 characters. Required for
     /// public clients.
-    #[schema(nullable = false, example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")]
-    #[param(nullable = false, example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")]
+    #[schema(
+        nullable = false,
+        example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )]
+    #[param(
+        nullable = false,
+        example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )]
     pub code_challenge: Option<String>,
     /// `S256` (`plain` is refused).
     #[schema(nullable = false, example = "S256")]
