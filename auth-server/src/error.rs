@@ -4,6 +4,19 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
+
+/// The JSON body of every error of the API endpoints and the admin API (RFC 6749 §5.2).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error code: `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_token`,
+    /// `insufficient_scope`, `not_found`, `too_many_requests` or `temporarily_unavailable`.
+    #[schema(example = "invalid_request")]
+    pub error: String,
+    /// A sentence for the developer reading it.
+    pub error_description: String,
+}
 
 /// An error a client is told about.
 #[derive(Debug, thiserror::Error)]
@@ -113,8 +126,10 @@ impl From<crate::store::StoreError> for OAuthError {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let body =
-            serde_json::json!({ "error": self.code(), "error_description": self.to_string() });
+        let body = ErrorBody {
+            error: self.code().to_string(),
+            error_description: self.to_string(),
+        };
         let mut resp = (self.status(), Json(body)).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -11,6 +11,7 @@ pub mod error;
 pub mod grants;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
 pub mod sessions;
@@ -201,6 +202,7 @@ pub fn admin_router(state: AppState) -> Router {
     Router::new()
         .merge(protected)
         .route("/metrics", get(admin::metrics))
+        .route("/openapi.json", get(admin::openapi))
         .layer(middleware::from_fn(deadline))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)

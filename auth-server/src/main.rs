@@ -1,4 +1,4 @@
-//! palisade-auth-server: `serve` (default), `migrate`, `schema-version`.
+//! palisade-auth-server: `serve` (default), `migrate`, `schema-version`, `openapi`.
 
 use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
@@ -36,6 +36,8 @@ enum Command {
     Migrate,
     /// Print the database schema version this binary needs.
     SchemaVersion,
+    /// Print the OpenAPI 3 description of the public and admin ports (JSON).
+    Openapi,
 }
 
 fn init_logs(config: &Config) {
@@ -54,8 +56,15 @@ fn init_logs(config: &Config) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        // Needs no configuration: the description does not depend on it.
+        print!("{}", palisade_auth_server::openapi::json());
+        return Ok(());
+    }
     let config = Config::from_env()?;
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
+        Command::Openapi => unreachable!("handled above"),
         Command::SchemaVersion => {
             println!("{}", postgres::required_schema_version());
             Ok(())

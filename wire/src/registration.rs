@@ -26,6 +26,7 @@ use subtle::ConstantTimeEq;
     Deserialize,
     schemars::JsonSchema,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     /// Authorization code with PKCE: users sign in through the browser.
@@ -51,6 +52,7 @@ impl GrantType {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenEndpointAuthMethod {
     /// HTTP Basic authentication with client_id and client_secret (the default).
@@ -75,24 +77,42 @@ impl TokenEndpointAuthMethod {
 
 /// A client as registered with the auth-server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "clientId": "my-app",
+    "clientName": "My App",
+    "redirectUris": ["https://app.example/callback"],
+    "postLogoutRedirectUris": ["https://app.example/"],
+    "grantTypes": ["authorization_code", "refresh_token"],
+    "scopes": ["openid", "profile", "email"],
+    "tokenEndpointAuthMethod": "client_secret_basic",
+    "public": false,
+    "clientSecretHash": "sha256:n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg",
+})))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientRegistration {
+    /// The client's identifier; must equal the `{client_id}` of the path (1 to 255 characters).
     pub client_id: String,
+    /// Name shown on the sign-in page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
+    /// Redirect URIs, matched exactly; no fragments.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// Where `/end_session` may return to, matched exactly.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Grants the client may use.
     pub grant_types: Vec<GrantType>,
     /// Scopes the client may request (`openid` included when it signs users in).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// How the client authenticates at `/token`, `/introspect` and `/revoke`.
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     /// `true` for clients without a secret; PKCE is then required.
     #[serde(default)]
     pub public: bool,
-    /// [`hash_client_secret`] of the secret; `None` for public clients.
+    /// [`hash_client_secret`] of the secret (`sha256:<base64url>`); absent for public clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_hash: Option<String>,
 }

@@ -6,7 +6,8 @@ pub mod users;
 
 use crate::error::OAuthError;
 use crate::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -16,6 +17,13 @@ use subtle::ConstantTimeEq;
 pub fn bearer_matches(header: Option<&str>, token: &str) -> bool {
     let presented = header.and_then(|h| h.strip_prefix("Bearer ")).unwrap_or("");
     presented.len() == token.len() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// The `{client_id}` or `{username}` of an admin path. A segment that is not UTF-8 is
+/// `invalid_request` in the RFC error shape, not axum's plain-text rejection.
+pub fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, OAuthError> {
+    path.map(|Path(v)| v)
+        .map_err(|e| OAuthError::InvalidRequest(e.body_text()))
 }
 
 /// Middleware refusing requests without the admin token.
@@ -35,6 +43,13 @@ pub async fn require_token(
 }
 
 /// `/metrics` in the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text", body = String)),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut body = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut body, &state.registry);
@@ -44,6 +59,21 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )
         .body(body.into())
+        .expect("static response")
+}
+
+/// `/openapi.json`: this API's description (the same document as `palisade-auth-server openapi`).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "admin",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3 description of the public and admin ports", content_type = "application/json", body = Object)),
+)]
+pub async fn openapi() -> Response {
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(crate::openapi::json().into())
         .expect("static response")
 }
 

@@ -2,10 +2,11 @@
 //! in clear over the admin port and are stored only as peppered argon2id hashes; nothing
 //! returned ever contains a hash.
 
-use crate::error::OAuthError;
+use crate::endpoints::storable;
+use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
 use crate::store::User;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,32 +17,44 @@ use serde::{Deserialize, Serialize};
 pub const MIN_PASSWORD_LEN: usize = 8;
 
 /// Body of `PUT /admin/users/{username}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "password": "correct horse battery",
+    "email": "alice@example.com",
+    "emailVerified": true,
+    "name": "Alice Example",
+}))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpdate {
     /// New password; absent on an update keeps the current one (required on creation).
+    /// At least 8 characters, at most 1024 bytes.
     #[serde(default)]
     pub password: Option<String>,
+    /// An address (with `@`), at most 320 bytes.
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
     pub email_verified: bool,
+    /// Display name, at most 256 bytes.
     #[serde(default)]
     pub name: Option<String>,
+    /// A disabled user cannot sign in, and their sessions and refresh tokens stop working.
     #[serde(default)]
     pub disabled: bool,
 }
 
 /// A user as the admin API shows it (no password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub username: String,
+    /// The subject identifier in tokens: random, kept across updates.
     pub sub: String,
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
     pub disabled: bool,
+    /// Whether a password is set (the hash itself is never shown).
     pub has_password: bool,
 }
 
@@ -71,6 +84,15 @@ pub fn validate(username: &str, u: &UserUpdate, exists: bool) -> Result<(), OAut
     {
         return bad("username must not contain spaces or control characters");
     }
+    let strings = [
+        Some(username),
+        u.password.as_deref(),
+        u.email.as_deref(),
+        u.name.as_deref(),
+    ];
+    if strings.into_iter().flatten().any(|s| !storable(s)) {
+        return bad("values must not contain NUL characters");
+    }
     match &u.password {
         None if !exists => bad("password is required when creating a user"),
         Some(p) if p.chars().count() < MIN_PASSWORD_LEN => {
@@ -94,12 +116,31 @@ pub fn validate(username: &str, u: &UserUpdate, exists: bool) -> Result<(), OAut
 }
 
 /// Creates or updates a user.
+#[utoipa::path(
+    put,
+    path = "/admin/users/{username}",
+    tag = "admin",
+    operation_id = "put_user",
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
+    request_body(content = UserUpdate, description = "The user; `password` is required on creation"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created"),
+        (status = 204, description = "Updated"),
+        (status = 400, description = "`invalid_request`: malformed JSON, unknown fields, values the server refuses, or a path that is not valid UTF-8", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+    ),
+)]
 pub async fn put(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Result<Json<UserUpdate>, JsonRejection>,
 ) -> Result<StatusCode, OAuthError> {
+    let username = super::path_param(path)?;
     let Json(update) = body.map_err(|e| OAuthError::InvalidRequest(e.body_text()))?;
+    // Checked before the lookup too: a NUL character cannot even be looked up.
+    validate(&username, &update, true)?;
     let existing = state.store.user(&username).await?;
     validate(&username, &update, existing.is_some())?;
     let password_hash = match update.password {
@@ -130,10 +171,29 @@ pub async fn put(
 }
 
 /// Reads a user (never the hash).
+#[utoipa::path(
+    get,
+    path = "/admin/users/{username}",
+    tag = "admin",
+    operation_id = "get_user",
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<UserView>, OAuthError> {
+    let username = super::path_param(path)?;
+    if !storable(&username) {
+        return Err(OAuthError::NotFound);
+    }
     state
         .store
         .user(&username)
@@ -143,11 +203,27 @@ pub async fn get(
 }
 
 /// Removes a user; an unknown user is a 404.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{username}",
+    tag = "admin",
+    operation_id = "delete_user",
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
-    Path(username): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, OAuthError> {
-    if state.store.delete_user(&username).await? {
+    let username = super::path_param(path)?;
+    if storable(&username) && state.store.delete_user(&username).await? {
         tracing::info!("user deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -45,12 +45,16 @@ pub fn redirect_uri_registered(reg: &ClientRegistration, uri: &str) -> bool {
     reg.redirect_uris.iter().any(|r| r == uri)
 }
 
-/// Parameters as a map; a repeated or oversized parameter is reported by name.
+/// Parameters as a map; a repeated or oversized parameter, or one with a NUL character, is
+/// reported by name.
 pub fn single_valued(raw: &RawParams) -> Result<HashMap<&str, &str>, String> {
     let mut map = HashMap::new();
     for (k, v) in raw {
         if v.len() > MAX_PARAM_LEN {
             return Err(format!("parameter {k} is too long"));
+        }
+        if !super::storable(v) {
+            return Err(format!("parameter {k} contains a NUL character"));
         }
         if map.insert(k.as_str(), v.as_str()).is_some() {
             return Err(format!("parameter {k} is repeated"));
@@ -294,7 +298,78 @@ pub async fn issue_code(
     redirect_with(&r.redirect_uri, &params)
 }
 
+/// The parameters of an authorization request (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1),
+/// in the query (GET) or a form (POST). Documentation only: the handler reads the raw pairs so
+/// that it can refuse repeated and oversized ones (at most 2048 bytes each).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthorizationParams {
+    /// Must be `code`.
+    #[param(example = "code", min_length = 1)]
+    #[schema(example = "code", min_length = 1)]
+    pub response_type: String,
+    /// A registered client.
+    #[param(example = "dev-client", min_length = 1)]
+    #[schema(example = "dev-client", min_length = 1)]
+    pub client_id: String,
+    /// One of the client's registered redirect URIs, exactly.
+    #[param(example = "http://127.0.0.1:8765/callback", min_length = 1)]
+    #[schema(example = "http://127.0.0.1:8765/callback", min_length = 1)]
+    pub redirect_uri: String,
+    /// Space-separated; must include `openid`; every scope must be allowed for the client.
+    #[param(example = "openid profile email", min_length = 1)]
+    #[schema(example = "openid profile email", min_length = 1)]
+    pub scope: String,
+    /// Returned unchanged to the client.
+    #[schema(nullable = false, example = "af0ifjsldkj")]
+    #[param(nullable = false, example = "af0ifjsldkj")]
+    pub state: Option<String>,
+    /// Copied into the ID token.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub nonce: Option<String>,
+    /// PKCE (RFC 7636): base64url SHA-256 of the verifier, 43 to 128 characters. Required for
+    /// public clients.
+    #[schema(
+        nullable = false,
+        example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )]
+    #[param(
+        nullable = false,
+        example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )]
+    pub code_challenge: Option<String>,
+    /// `S256` (`plain` is refused).
+    #[schema(nullable = false, example = "S256")]
+    #[param(nullable = false, example = "S256")]
+    pub code_challenge_method: Option<String>,
+    /// `query` only.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub response_mode: Option<String>,
+    /// `none`, or any of `login`, `consent`, `select_account`.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub prompt: Option<String>,
+    /// Maximum authentication age in seconds.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub max_age: Option<String>,
+}
+
 /// GET `/authorize`.
+#[utoipa::path(
+    get,
+    path = "/authorize",
+    tag = "public",
+    operation_id = "authorize_get",
+    params(AuthorizationParams),
+    responses(
+        (status = 303, description = "To `/login` (no usable session), or to the client's redirect URI with `code`, `state` and `iss` (signed in), or with `error`, `error_description`, `state` and `iss` (RFC 6749 §4.1.2.1)",
+         headers(("Location" = String, description = "Where the browser goes next"))),
+        (status = 400, description = "An error page: unknown client, missing or unregistered redirect URI, malformed, repeated or oversized parameters (never redirected)", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn authorize_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -307,6 +382,17 @@ pub async fn authorize_get(
 }
 
 /// POST `/authorize` (form-encoded, OpenID Connect Core §3.1.2.1).
+#[utoipa::path(
+    post,
+    path = "/authorize",
+    tag = "public",
+    operation_id = "authorize_post",
+    request_body(content = AuthorizationParams, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "As for GET", headers(("Location" = String, description = "Where the browser goes next"))),
+        (status = 400, description = "An error page, as for GET", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn authorize_post(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -30,7 +30,43 @@ pub fn logout_redirect(
     }
 }
 
+/// The parameters of a logout request (RP-Initiated Logout 1.0 §2), in the query (GET) or a
+/// form (POST). Documentation only: the handler reads the raw pairs.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EndSessionParams {
+    /// An ID token this issuer signed (expired ones are fine); names the client.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub id_token_hint: Option<String>,
+    /// The client, when there is no `id_token_hint` (must match it when both are sent).
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub client_id: Option<String>,
+    /// Followed only when registered for the client.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub post_logout_redirect_uri: Option<String>,
+    /// Returned unchanged with the redirect.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub state: Option<String>,
+}
+
 /// GET `/end_session`.
+#[utoipa::path(
+    get,
+    path = "/end_session",
+    tag = "public",
+    operation_id = "end_session_get",
+    params(EndSessionParams),
+    responses(
+        (status = 200, description = "Signed out: the \"Signed out\" page; the session cookie is cleared", content_type = "text/html", body = String),
+        (status = 303, description = "Signed out, back to the registered `post_logout_redirect_uri` (with `state`)",
+         headers(("Location" = String, description = "The post-logout redirect URI"))),
+        (status = 400, description = "An error page: the hint was not issued here, the client does not match, or the URI is not registered", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn end_session_get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -46,6 +82,18 @@ pub async fn end_session_get(
 }
 
 /// POST `/end_session`.
+#[utoipa::path(
+    post,
+    path = "/end_session",
+    tag = "public",
+    operation_id = "end_session_post",
+    request_body(content = EndSessionParams, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Signed out, as for GET", content_type = "text/html", body = String),
+        (status = 303, description = "As for GET", headers(("Location" = String, description = "The post-logout redirect URI"))),
+        (status = 400, description = "An error page, as for GET", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn end_session_post(
     State(state): State<AppState>,
     headers: HeaderMap,

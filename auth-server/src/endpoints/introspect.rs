@@ -3,7 +3,7 @@
 
 use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
-use crate::error::OAuthError;
+use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
 use crate::tokens::verify;
 use axum::extract::rejection::FormRejection;
@@ -13,22 +13,54 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use serde::Serialize;
 
-/// The answer for a live token (RFC 7662 §2.2), serialized straight from the claims.
-#[derive(Serialize)]
-struct Active<'a> {
-    active: bool,
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    exp: i64,
-    iat: i64,
-    jti: &'a str,
-    client_id: &'a str,
-    scope: &'a str,
-    token_type: &'static str,
+/// The introspection answer (RFC 7662 §2.2): `{"active": false}` for anything that is not a
+/// live token of this issuer; the token's claims when it is.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Introspection {
+    /// Whether the token is a live access token of this issuer.
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The user's subject, or the client's id for client_credentials tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Issue time, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Space-separated scopes (absent when the token has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `Bearer` for active tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub token_type: Option<&'static str>,
 }
 
 /// The introspection endpoint: `{"active": false}` for anything not a live token of ours.
+/// Confidential clients only.
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = "public",
+    operation_id = "introspect",
+    request_body(content = super::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "The token's state", body = Introspection),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: client authentication failed, or a public client", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Basic realm=\"palisade\"`"))),
+    ),
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,7 +72,7 @@ pub async fn introspect(
         return Err(OAuthError::InvalidClient);
     }
     let token = required(&p, "token")?;
-    let inactive = || Json(serde_json::json!({ "active": false })).into_response();
+    let inactive = || Json(Introspection::default()).into_response();
     let Ok(claims) = verify(
         &state.keys.get(),
         &state.config.issuer,
@@ -52,17 +84,17 @@ pub async fn introspect(
     if state.store.is_revoked(&claims.jti).await? {
         return Ok(inactive());
     }
-    Ok(Json(Active {
+    Ok(Json(Introspection {
         active: true,
-        iss: &claims.iss,
-        sub: &claims.sub,
-        aud: &claims.aud,
-        exp: claims.exp,
-        iat: claims.iat,
-        jti: &claims.jti,
-        client_id: &claims.client_id,
-        scope: &claims.scope,
-        token_type: "Bearer",
+        iss: Some(claims.iss),
+        sub: Some(claims.sub),
+        aud: Some(claims.aud),
+        exp: Some(claims.exp),
+        iat: Some(claims.iat),
+        jti: Some(claims.jti),
+        client_id: Some(claims.client_id),
+        scope: (!claims.scope.is_empty()).then_some(claims.scope),
+        token_type: Some("Bearer"),
     })
     .into_response())
 }

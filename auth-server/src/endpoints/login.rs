@@ -81,13 +81,45 @@ async fn form_page(
     )
 }
 
+/// The query of `GET /login`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoginQuery {
+    /// The parked authorization request `/authorize` redirected with.
+    #[param(min_length = 1)]
+    pub request: String,
+}
+
+/// The sign-in form `POST /login` receives (documentation only: the handler reads a map).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct LoginSubmission {
+    /// The parked authorization request.
+    pub request: String,
+    /// The anti-forgery token of the form; must equal the `palisade_csrf` cookie's.
+    pub csrf: String,
+    pub username: String,
+    pub password: String,
+}
+
 /// GET `/login?request=<id>`.
+#[utoipa::path(
+    get,
+    path = "/login",
+    tag = "public",
+    operation_id = "login_get",
+    params(LoginQuery),
+    responses(
+        (status = 200, description = "The sign-in page; sets the `palisade_csrf` cookie", content_type = "text/html", body = String),
+        (status = 400, description = "An error page: the request is unknown or has expired", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn login_get(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Response {
-    let Some(id) = query.ok().and_then(|Query(q)| q.get("request").cloned()) else {
+    let request = query.ok().and_then(|Query(q)| q.get("request").cloned());
+    let Some(id) = request.filter(|r| super::storable(r)) else {
         return html::error_page(StatusCode::BAD_REQUEST, EXPIRED);
     };
     let pending = match live_pending(&state, &id).await {
@@ -109,13 +141,28 @@ pub async fn login_get(
 }
 
 /// POST `/login` (form: `request`, `csrf`, `username`, `password`).
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "public",
+    operation_id = "login_post",
+    request_body(content = LoginSubmission, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in: a session cookie is set and the browser goes to the client with a code (or an error)",
+         headers(("Location" = String, description = "The client's redirect URI"))),
+        (status = 400, description = "An error page: malformed form, values too long, unknown or expired request", content_type = "text/html", body = String),
+        (status = 401, description = "The sign-in page again, saying the username or password is incorrect", content_type = "text/html", body = String),
+        (status = 403, description = "An error page: the CSRF token is missing or does not match the cookie", content_type = "text/html", body = String),
+    ),
+)]
 pub async fn login_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return html::error_page(StatusCode::BAD_REQUEST, "The sign-in form is malformed.");
+    let form = match form {
+        Ok(Form(form)) if form.values().all(|v| super::storable(v)) => form,
+        _ => return html::error_page(StatusCode::BAD_REQUEST, "The sign-in form is malformed."),
     };
     let field = |n: &str| form.get(n).map(String::as_str).unwrap_or("");
     let cookie = state.cookies.open(&headers, CSRF_COOKIE);

@@ -3,7 +3,7 @@
 
 use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
-use crate::error::OAuthError;
+use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
 use crate::store::secret_hash;
 use crate::tokens::verify;
@@ -13,6 +13,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Form;
 
 /// The revocation endpoint.
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "public",
+    operation_id = "revoke",
+    request_body(content = super::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke (unknown, invalid or another client's token): the answer is the same"),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: client authentication failed", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Basic realm=\"palisade\"`"))),
+    ),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -3,8 +3,8 @@
 
 use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
-use crate::error::OAuthError;
-use crate::grants;
+use crate::error::{ErrorBody, OAuthError};
+use crate::grants::{self, TokenResponse};
 use crate::state::AppState;
 use axum::extract::rejection::FormRejection;
 use axum::extract::State;
@@ -12,7 +12,69 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Form;
 
+/// A token request (`application/x-www-form-urlencoded`), one shape per grant. A client using
+/// `client_secret_post` adds `client_id` and `client_secret`; a public client adds `client_id`.
+/// Documentation only: the handler reads the raw pairs so that it can refuse repeated ones.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(tag = "grant_type", rename_all = "snake_case")]
+pub enum TokenRequest {
+    /// Exchange an authorization code (RFC 6749 §4.1.3, PKCE RFC 7636 §4.5).
+    AuthorizationCode {
+        #[schema(min_length = 1)]
+        code: String,
+        /// Exactly the `redirect_uri` of the authorization request.
+        #[schema(min_length = 1, example = "http://127.0.0.1:8765/callback")]
+        redirect_uri: String,
+        /// Required when the authorization request carried a `code_challenge`.
+        #[schema(nullable = false)]
+        code_verifier: Option<String>,
+        #[schema(nullable = false)]
+        client_id: Option<String>,
+        #[schema(nullable = false)]
+        client_secret: Option<String>,
+    },
+    /// Rotate a refresh token (RFC 6749 §6); `scope` may narrow the access token's scopes.
+    RefreshToken {
+        #[schema(min_length = 1)]
+        refresh_token: String,
+        #[schema(nullable = false)]
+        scope: Option<String>,
+        #[schema(nullable = false)]
+        client_id: Option<String>,
+        #[schema(nullable = false)]
+        client_secret: Option<String>,
+    },
+    /// A confidential client acting as itself (RFC 6749 §4.4).
+    ClientCredentials {
+        /// Space-separated scopes; absent means every scope the client may use.
+        #[schema(nullable = false, example = "api")]
+        scope: Option<String>,
+        /// The access token's audience (RFC 8707); default: the issuer.
+        #[schema(nullable = false)]
+        resource: Option<String>,
+        #[schema(nullable = false)]
+        client_id: Option<String>,
+        #[schema(nullable = false)]
+        client_secret: Option<String>,
+    },
+}
+
 /// The token endpoint.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "public",
+    operation_id = "token",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("client_secret_basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenResponse,
+         headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type` or `invalid_scope`", body = ErrorBody),
+        (status = 401, description = "`invalid_client`: client authentication failed", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Basic realm=\"palisade\"`"))),
+    ),
+)]
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,

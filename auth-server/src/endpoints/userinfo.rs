@@ -2,7 +2,7 @@
 //! §2.1). The token must verify with our keys, not be revoked, carry `openid`, and belong to a
 //! user who still exists and is enabled. Claims follow the token's scopes.
 
-use crate::error::OAuthError;
+use crate::error::{ErrorBody, OAuthError};
 use crate::grants::profile_claims;
 use crate::state::AppState;
 use crate::tokens::verify;
@@ -18,7 +18,41 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
-/// The userinfo endpoint.
+/// The userinfo answer (OpenID Connect Core §5.3.2): `sub` and the claims the token's scopes
+/// release ([`profile_claims`]). Documentation of that map's shape.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct UserInfo {
+    /// The user's subject identifier.
+    pub sub: String,
+    /// With scope `profile`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// With scope `profile`, when the user has a name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// With scope `email`, when the user has an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// With scope `email`, when the user has an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+/// The userinfo endpoint (GET or POST alike).
+#[utoipa::path(
+    method(get, post),
+    path = "/userinfo",
+    tag = "public",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The user's claims", body = UserInfo,
+         headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 401, description = "`invalid_token`: no bearer token, or not a live token of this issuer for an enabled user", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"insufficient_scope\"`"))),
+    ),
+)]
 pub async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,

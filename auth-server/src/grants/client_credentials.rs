@@ -1,6 +1,6 @@
 //! The client_credentials grant (RFC 6749 §4.4): a confidential client acting as itself.
 
-use super::token_response;
+use super::{token_response, TokenResponse};
 use crate::endpoints::Params;
 use crate::error::OAuthError;
 use crate::metrics::GrantLabels;
@@ -8,17 +8,6 @@ use crate::state::AppState;
 use crate::tokens::{AccessClaims, ACCESS_TOKEN_TYP};
 use axum::response::Response;
 use palisade_wire::registration::{ClientRegistration, GrantType};
-
-/// The client_credentials success response (RFC 6749 §4.4.3), serialized without an
-/// intermediate JSON value: this is the hottest response the server writes.
-#[derive(serde::Serialize)]
-struct TokenResponse<'a> {
-    access_token: &'a str,
-    token_type: &'static str,
-    expires_in: u64,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    scope: &'a str,
-}
 
 /// Decides the granted scope: the requested scopes, all of which the client must be allowed;
 /// none requested means every allowed scope.
@@ -83,11 +72,15 @@ pub async fn grant(
             grant_type: "client_credentials",
         })
         .inc();
+    // Serialized without an intermediate JSON value: this is the hottest response the server
+    // writes (RFC 6749 §4.4.3).
     Ok(token_response(TokenResponse {
-        access_token: &token,
+        access_token: token,
         token_type: "Bearer",
         expires_in: ttl,
-        scope: &scope,
+        scope: (!scope.is_empty()).then_some(scope),
+        id_token: None,
+        refresh_token: None,
     }))
 }
 

@@ -36,6 +36,27 @@ pub fn profile_claims(user: &User, scope: &str) -> serde_json::Map<String, serde
     m
 }
 
+/// A token endpoint success response (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    /// A JWT access token (`typ` `at+jwt`, RFC 9068).
+    pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
+    pub token_type: &'static str,
+    /// Lifetime of the access token in seconds.
+    pub expires_in: u64,
+    /// The granted scopes, space-separated (absent when none were granted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The ID token (a JWT), when `openid` was granted to a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// An opaque, single-use refresh token, for clients registered with the refresh_token grant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
 /// What a user's token response is minted from.
 pub struct UserGrant<'a> {
     pub client: &'a ClientRegistration,
@@ -81,12 +102,14 @@ pub async fn user_tokens(
     let access_token = keys
         .sign(&access, ACCESS_TOKEN_TYP, now)
         .ok_or(OAuthError::TemporarilyUnavailable)?;
-    let mut body = serde_json::json!({
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": c.ttls.access,
-        "scope": g.scope,
-    });
+    let mut body = TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: c.ttls.access,
+        scope: None,
+        id_token: None,
+        refresh_token: None,
+    };
     if g.scope.split(' ').any(|s| s == "openid") {
         let id = IdClaims {
             iss: c.issuer.clone(),
@@ -97,17 +120,17 @@ pub async fn user_tokens(
             iat: now.timestamp(),
             auth_time: g.auth_time,
             nonce: g.nonce.clone(),
-            at_hash: Some(at_hash(&access_token, alg)),
+            at_hash: Some(at_hash(&body.access_token, alg)),
             sid: g.sid.clone(),
             profile: profile_claims(g.user, &g.scope),
         };
-        body["id_token"] = keys
-            .sign(&id, ID_TOKEN_TYP, now)
-            .ok_or(OAuthError::TemporarilyUnavailable)?
-            .into();
+        body.id_token = Some(
+            keys.sign(&id, ID_TOKEN_TYP, now)
+                .ok_or(OAuthError::TemporarilyUnavailable)?,
+        );
     }
     if let Some(token) = g.refresh_token {
-        body["refresh_token"] = token.into();
+        body.refresh_token = Some(token);
     } else if g.client.grant_types.contains(&GrantType::RefreshToken) {
         let token = random_token(32);
         let grant = RefreshGrant {
@@ -123,8 +146,9 @@ pub async fn user_tokens(
             .store
             .put_refresh(&secret_hash(&token), &grant)
             .await?;
-        body["refresh_token"] = token.into();
+        body.refresh_token = Some(token);
     }
+    body.scope = Some(g.scope);
     state
         .metrics
         .token_issued
