@@ -107,7 +107,9 @@ fn jwt_alg(alg: keyset::Algorithm) -> Algorithm {
     }
 }
 
-fn decoding_key(jwk: &PublicJwk) -> Option<DecodingKey> {
+/// The verification key of a public JWK (`EC` P-256, `RSA` or `OKP` Ed25519 members), or
+/// `None` when its members are missing or malformed.
+pub fn decoding_key(jwk: &PublicJwk) -> Option<DecodingKey> {
     match jwk.kty.as_str() {
         "EC" => DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok(),
         "RSA" => DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok(),
