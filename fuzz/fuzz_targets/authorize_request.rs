@@ -33,7 +33,10 @@ fn check(raw: &RawParams) {
             let scopes: Vec<&str> = v.request.scope.split(' ').collect();
             assert_eq!(scopes[0], "openid");
             for (i, s) in scopes.iter().enumerate() {
-                assert!(!s.is_empty() && !scopes[..i].contains(s), "scope list {scopes:?}");
+                assert!(
+                    !s.is_empty() && !scopes[..i].contains(s),
+                    "scope list {scopes:?}"
+                );
                 assert!(client.scopes.iter().any(|a| a == s) || *s == "offline_access");
             }
             match &v.request.code_challenge {

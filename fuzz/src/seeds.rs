@@ -6,11 +6,15 @@
 use crate as fx;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use palisade_auth_server::endpoints::authorize::{single_valued, validate, RawParams};
+use palisade_auth_server::tokens::{verify, verify_id_token_hint, ACCESS_TOKEN_TYP};
 use palisade_wire::keyset::{Algorithm, GeneratedKey, KeySet};
 use std::path::Path;
 
 fn seed(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     std::fs::create_dir_all(&dir).expect("corpus dir");
     std::fs::write(dir.join(name), bytes).expect("seed");
 }
@@ -68,13 +72,17 @@ pub fn write() {
         seed("authorize_request", &format!("seed-{i}"), q.as_bytes());
     }
 
-    let basic = |id: &str, secret: &str| {
-        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-    };
+    let basic =
+        |id: &str, secret: &str| format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
     let client_auth: Vec<Vec<u8>> = vec![
         [&[1u8][..], basic("app", "s3cret").as_bytes(), b"\n\n"].concat(),
         [&[1u8][..], basic("my%20app", "a%2Bb").as_bytes(), b"\n\n"].concat(),
-        [&[7u8][..], basic("app", "s3cret").as_bytes(), b"\napp\ns3cret"].concat(),
+        [
+            &[7u8][..],
+            basic("app", "s3cret").as_bytes(),
+            b"\napp\ns3cret",
+        ]
+        .concat(),
         b"\x06\npost\ns3cret".to_vec(),
         b"\x02\nspa\n".to_vec(),
         b"\x01basic !!!\n\n".to_vec(),
@@ -83,18 +91,48 @@ pub fn write() {
         seed("client_auth", &format!("seed-{i}"), input);
     }
 
+    // The seeds reach the success paths whose invariants the targets assert.
+    let verified = fx::signed_tokens()
+        .iter()
+        .filter(|(typ, t)| match *typ {
+            ACCESS_TOKEN_TYP => verify(fx::keys(), fx::ISSUER, t, fx::now()).is_ok(),
+            _ => verify_id_token_hint(fx::keys(), fx::ISSUER, t, fx::now()).is_ok(),
+        })
+        .count();
+    assert_eq!(
+        verified, 6,
+        "the three published keys' access and ID tokens verify"
+    );
+    for q in &authorize[..2] {
+        let raw = fx::extract_form::<RawParams>("/authorize", q.as_bytes())
+            .expect("form")
+            .0;
+        let params = single_valued(&raw).expect("single valued");
+        let client = fx::client(params["client_id"]);
+        assert!(validate(&params, client.as_ref()).is_ok(), "{q}");
+    }
     let mut jwt: Vec<String> = fx::signed_tokens().into_iter().map(|(_, t)| t).collect();
-    jwt.push("eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJodHRwczovL2lkLmV4YW1wbGUifQ.".into());
+    jwt.push(
+        "eyJhbGciOiJub25lIiwidHlwIjoiYXQrand0In0.eyJpc3MiOiJodHRwczovL2lkLmV4YW1wbGUifQ.".into(),
+    );
     jwt.push("not-a-jwt".into());
     for (i, t) in jwt.iter().enumerate() {
         seed("jwt", &format!("seed-{i}"), t.as_bytes());
     }
 
     let jwks = fx::keys().jwks(fx::now());
-    seed("jwks", "seed-0", serde_json::to_string(&jwks).unwrap().as_bytes());
+    seed(
+        "jwks",
+        "seed-0",
+        serde_json::to_string(&jwks).unwrap().as_bytes(),
+    );
     for (i, k) in jwks["keys"].as_array().unwrap().iter().enumerate() {
         let one = serde_json::json!({ "keys": [k] });
-        seed("jwks", &format!("seed-{}", i + 1), one.to_string().as_bytes());
+        seed(
+            "jwks",
+            &format!("seed-{}", i + 1),
+            one.to_string().as_bytes(),
+        );
     }
 
     let full = std::fs::read(fx::keyset_path()).expect("fixture");
@@ -104,7 +142,11 @@ pub fn write() {
         let one = KeySet {
             keys: vec![k.clone()],
         };
-        seed("keyset", &format!("seed-{}", i + 1), one.to_json().as_bytes());
+        seed(
+            "keyset",
+            &format!("seed-{}", i + 1),
+            one.to_json().as_bytes(),
+        );
     }
     seed("keyset", "seed-empty", br#"{"keys":[]}"#);
 }

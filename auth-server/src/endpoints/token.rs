@@ -64,7 +64,11 @@ mod tests {
 
     #[test]
     fn a_token_request_needs_one_grant_type_and_no_repeats() {
-        let req = parse(body(&[("grant_type", "client_credentials"), ("scope", "a")])).unwrap();
+        let req = parse(body(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "a"),
+        ]))
+        .unwrap();
         assert_eq!(req.grant_type, "client_credentials");
         assert_eq!(req.params.get("scope").map(String::as_str), Some("a"));
         for bad in [
