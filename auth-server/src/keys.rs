@@ -107,7 +107,9 @@ fn jwt_alg(alg: keyset::Algorithm) -> Algorithm {
     }
 }
 
-fn decoding_key(jwk: &PublicJwk) -> Option<DecodingKey> {
+/// The verification key of a public JWK (`EC` P-256, `RSA` or `OKP` Ed25519 members), or
+/// `None` when its members are missing or malformed.
+pub fn decoding_key(jwk: &PublicJwk) -> Option<DecodingKey> {
     match jwk.kty.as_str() {
         "EC" => DecodingKey::from_ec_components(jwk.x.as_deref()?, jwk.y.as_deref()?).ok(),
         "RSA" => DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok(),
@@ -119,6 +121,19 @@ fn decoding_key(jwk: &PublicJwk) -> Option<DecodingKey> {
 fn parse_key(k: &keyset::SigningKey) -> anyhow::Result<(Signer, Verifier, DecodingKey)> {
     let bad = |what: &str| anyhow::anyhow!("key {}: {what}", k.kid);
     let pem = k.private_key_pem.as_bytes();
+    // The JWK must be of the algorithm's key type: a decoding key of another type has no raw
+    // public key to parse (jsonwebtoken panics on `as_bytes` of RSA components).
+    let kty = match k.alg {
+        keyset::Algorithm::ES256 => "EC",
+        keyset::Algorithm::EdDSA => "OKP",
+        keyset::Algorithm::RS256 => "RSA",
+    };
+    if k.public_jwk.kty != kty {
+        return Err(bad(&format!(
+            "a {} key needs a public JWK of type {kty}, not {}",
+            k.alg, k.public_jwk.kty
+        )));
+    }
     let dec = decoding_key(&k.public_jwk).ok_or_else(|| bad("bad public JWK"))?;
     let (signer, verifier) = match k.alg {
         keyset::Algorithm::ES256 => {
@@ -395,6 +410,38 @@ mod tests {
             };
             let err = parse_key(&swapped).err().expect("refused").to_string();
             assert!(err.contains("does not match"), "{alg:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_public_jwk_of_another_key_type_is_refused_without_a_panic() {
+        // Found by the `keyset` fuzz target: an EdDSA key with an RSA JWK panicked in
+        // jsonwebtoken (`DecodingKey::as_bytes` of RSA components), killing the reload task.
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        let algs = [
+            keyset::Algorithm::ES256,
+            keyset::Algorithm::RS256,
+            keyset::Algorithm::EdDSA,
+        ];
+        let keys: Vec<_> = algs
+            .iter()
+            .map(|&alg| {
+                keyset::GeneratedKey::generate(alg)
+                    .unwrap()
+                    .schedule(now, now, later, later)
+            })
+            .collect();
+        for key in &keys {
+            for other in keys.iter().filter(|o| o.alg != key.alg) {
+                let mixed = keyset::SigningKey {
+                    public_jwk: other.public_jwk.clone(),
+                    ..key.clone()
+                };
+                let err = parse_key(&mixed).err().expect("refused").to_string();
+                assert!(err.contains("needs a public JWK of type"), "{err}");
+                assert!(LoadedKeys::new(KeySet { keys: vec![mixed] }).is_err());
+            }
         }
     }
 

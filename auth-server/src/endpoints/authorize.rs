@@ -203,6 +203,40 @@ pub fn validate_request(
     })
 }
 
+/// How a request that cannot be served is refused.
+#[derive(Debug)]
+pub enum Refusal<'a> {
+    /// An error page: the client or its redirect URI is not trusted.
+    Page(String),
+    /// An error redirect to the registered `redirect_uri`, with the request's `state`.
+    Redirect {
+        redirect_uri: &'a str,
+        state: Option<&'a str>,
+        error: AuthorizationError,
+    },
+}
+
+/// Steps one and two on single-valued parameters and the looked-up `client`: the redirect URI,
+/// the `state` to echo and the validated request. Pure.
+pub fn validate<'a>(
+    params: &HashMap<&str, &'a str>,
+    client: Option<&ClientRegistration>,
+) -> Result<(&'a str, Option<&'a str>, Validated), Refusal<'a>> {
+    let redirect_uri = validate_client(params, client).map_err(Refusal::Page)?;
+    let Some(client) = client else {
+        return Err(Refusal::Page("Unknown client.".into()));
+    };
+    let state = params.get("state").copied().filter(|s| !s.is_empty());
+    match validate_request(params, client, redirect_uri) {
+        Ok(v) => Ok((redirect_uri, state, v)),
+        Err(error) => Err(Refusal::Redirect {
+            redirect_uri,
+            state,
+            error,
+        }),
+    }
+}
+
 /// Whether a session is recent enough for `max_age` (OpenID Connect Core §3.1.2.1).
 pub fn session_fresh_enough(session: &Session, max_age: Option<u64>, now: DateTime<Utc>) -> bool {
     match max_age {
@@ -422,15 +456,14 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
         },
         _ => None,
     };
-    let (redirect_uri, client) = match (validate_client(&params, client.as_ref()), client) {
-        (Ok(uri), Some(client)) => (uri, client),
-        (Err(m), _) => return html::error_page(StatusCode::BAD_REQUEST, &m),
-        (Ok(_), None) => return html::error_page(StatusCode::BAD_REQUEST, "Unknown client."),
-    };
-    let state_param = params.get("state").copied().filter(|s| !s.is_empty());
-    let v = match validate_request(&params, &client, redirect_uri) {
-        Ok(v) => v,
-        Err(e) => return error_redirect(issuer, redirect_uri, state_param, &e),
+    let (redirect_uri, state_param, v) = match validate(&params, client.as_ref()) {
+        Ok(ok) => ok,
+        Err(Refusal::Page(m)) => return html::error_page(StatusCode::BAD_REQUEST, &m),
+        Err(Refusal::Redirect {
+            redirect_uri,
+            state,
+            error,
+        }) => return error_redirect(issuer, redirect_uri, state, &error),
     };
     let now = Utc::now();
     let session = match sessions::current(state, headers, now).await {
@@ -677,5 +710,38 @@ mod tests {
         assert_eq!(q["error"], "login_required");
         assert_eq!(q["state"], "st");
         assert_eq!(q["iss"], "https://id.example/realm");
+    }
+
+    #[test]
+    fn validate_pages_untrusted_redirects_and_redirects_the_rest_with_state() {
+        let base = raw(&[
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("state", "st"),
+        ]);
+        let params = single_valued(&base).unwrap();
+        assert!(matches!(
+            super::validate(&params, None),
+            Err(Refusal::Page(m)) if m.contains("unknown client_id")
+        ));
+        let c = client(false);
+        match super::validate(&params, Some(&c)) {
+            Err(Refusal::Redirect {
+                redirect_uri,
+                state,
+                error: AuthorizationError::InvalidScope(_),
+            }) => {
+                assert_eq!(redirect_uri, "https://app.example/cb");
+                assert_eq!(state, Some("st"));
+            }
+            other => panic!("expected an invalid_scope redirect, got {other:?}"),
+        }
+        let mut good = base.clone();
+        good.push(("scope".into(), "openid".into()));
+        let params = single_valued(&good).unwrap();
+        let (uri, state, v) = super::validate(&params, Some(&c)).unwrap();
+        assert_eq!((uri, state), ("https://app.example/cb", Some("st")));
+        assert_eq!(v.request.scope, "openid");
     }
 }
