@@ -71,16 +71,39 @@ fn cached<K: Owned>(
     .touched_objects()
 }
 
+/// The watch of a controller's own kind, filling `writer` (the controller's store) with copies
+/// that carry no managed fields.
+fn primary<K>(
+    client: &Client,
+    scope: &Scope,
+    writer: reflector::store::Writer<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    reflector(
+        writer,
+        watcher(api::<K>(client, scope), watcher::Config::default())
+            .modify(|obj| obj.managed_fields_mut().clear()),
+    )
+    .default_backoff()
+    .applied_objects()
+}
+
 /// Runs the AuthProvider controller until shutdown.
 pub async fn run_auth_providers(ctx: Arc<Context>, scope: Scope, concurrency: u16) {
     let client = ctx.client.clone();
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
-    let providers = Controller::new(
-        api::<AuthProvider>(&client, &scope),
-        watcher::Config::default(),
-    )
-    .with_config(controller::Config::default().concurrency(concurrency));
+    let (reader, writer) = reflector::store::<AuthProvider>();
+    let providers = Controller::for_stream(primary(&client, &scope, writer), reader)
+        .with_config(controller::Config::default().concurrency(concurrency));
     let store = providers.store();
     // Secrets the user references (database/Redis URLs) carry no labels of ours: watch their
     // metadata only and map each to the providers in its namespace that name it.
@@ -135,11 +158,9 @@ pub async fn run_oauth_clients(ctx: Arc<Context>, scope: Scope, concurrency: u16
     let client = ctx.client.clone();
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
-    let clients = Controller::new(
-        api::<OAuthClient>(&client, &scope),
-        watcher::Config::default(),
-    )
-    .with_config(controller::Config::default().concurrency(concurrency));
+    let (reader, writer) = reflector::store::<OAuthClient>();
+    let clients = Controller::for_stream(primary(&client, &scope, writer), reader)
+        .with_config(controller::Config::default().concurrency(concurrency));
     let store = clients.store();
     // The providers, cached for lookups and watched for the changes their clients care about
     // (spec, Ready, creation, deletion; not every status write).
@@ -151,7 +172,8 @@ pub async fn run_oauth_clients(ctx: Arc<Context>, scope: Scope, concurrency: u16
         watcher(
             api::<AuthProvider>(&client, &scope),
             watcher::Config::default(),
-        ),
+        )
+        .modify(|obj| obj.managed_fields_mut().clear()),
     )
     .default_backoff()
     .try_filter_map(move |event| {
