@@ -278,6 +278,89 @@ impl Drop for Operator {
     }
 }
 
+/// Whether the PostgreSQL of `scripts/deps` is up; tests that need it skip when it is not, and
+/// fail instead with `PALISADE_REQUIRE_SERVICES=1`.
+pub fn postgres_available() -> bool {
+    if std::env::var("PALISADE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        return true;
+    }
+    let up = Command::new("pg_isready")
+        .args(["-h", "127.0.0.1"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !up {
+        eprintln!("skipping: PostgreSQL is not running (scripts/deps)");
+    }
+    up
+}
+
+/// Every namespaced object the operator makes, listed by label
+/// `app.kubernetes.io/managed-by=palisade-operator` in `namespace`, across all the kinds it
+/// writes.
+pub async fn operator_made_objects(
+    client: &Client,
+    namespace: &str,
+) -> Vec<kube::api::DynamicObject> {
+    use kube::api::{DynamicObject, ListParams};
+    use kube::discovery::ApiResource;
+    const KINDS: [(&str, &str, &str, &str); 10] = [
+        ("apps", "v1", "Deployment", "deployments"),
+        ("", "v1", "Service", "services"),
+        ("", "v1", "Secret", "secrets"),
+        ("", "v1", "ConfigMap", "configmaps"),
+        ("", "v1", "ServiceAccount", "serviceaccounts"),
+        ("batch", "v1", "Job", "jobs"),
+        (
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+        ),
+        (
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        ),
+        (
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+        ),
+        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+    ];
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=palisade-operator");
+    let mut found = Vec::new();
+    for (group, version, kind, plural) in KINDS {
+        let resource = ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: if group.is_empty() {
+                version.into()
+            } else {
+                format!("{group}/{version}")
+            },
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource);
+        let mut items = api
+            .list(&managed)
+            .await
+            .expect("list operator-made objects")
+            .items;
+        for item in &mut items {
+            item.types = Some(kube::api::TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: kind.into(),
+            });
+        }
+        found.extend(items);
+    }
+    found
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

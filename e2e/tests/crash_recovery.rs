@@ -7,13 +7,12 @@
 //! The schedule of kills comes from a seed printed at the start; `PALISADE_CRASH_SEED=<n>`
 //! replays it.
 
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use palisade_e2e::hygiene::SecretWatch;
 use palisade_e2e::{
-    client_credentials, cluster, eventually, install_crds, kubectl, kubectl_ok, sample,
-    LocalProvider, Operator, TestNamespace,
+    client_credentials, cluster, eventually, install_crds, kubectl, kubectl_ok,
+    operator_made_objects, postgres_available, sample, LocalProvider, Operator, TestNamespace,
 };
 use palisade_operator::crd::{AuthProvider, OAuthClient};
 use rand::{Rng, SeedableRng};
@@ -174,33 +173,6 @@ fn generated_secrets(ns: &str) -> BTreeMap<(String, String), String> {
 
 /// Objects that name an owner which no longer exists (or exists with another uid).
 async fn orphans(kube: &Client, ns: &str) -> Vec<String> {
-    let kinds = [
-        ("apps", "v1", "Deployment", "deployments"),
-        ("", "v1", "Service", "services"),
-        ("", "v1", "Secret", "secrets"),
-        ("", "v1", "ConfigMap", "configmaps"),
-        ("", "v1", "ServiceAccount", "serviceaccounts"),
-        ("batch", "v1", "Job", "jobs"),
-        (
-            "autoscaling",
-            "v2",
-            "HorizontalPodAutoscaler",
-            "horizontalpodautoscalers",
-        ),
-        (
-            "policy",
-            "v1",
-            "PodDisruptionBudget",
-            "poddisruptionbudgets",
-        ),
-        (
-            "networking.k8s.io",
-            "v1",
-            "NetworkPolicy",
-            "networkpolicies",
-        ),
-        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-    ];
     let mut owners: BTreeSet<String> = BTreeSet::new();
     for ap in Api::<AuthProvider>::namespaced(kube.clone(), ns)
         .list(&ListParams::default())
@@ -217,31 +189,18 @@ async fn orphans(kube: &Client, ns: &str) -> Vec<String> {
         owners.insert(oc.uid().unwrap());
     }
     let mut found = Vec::new();
-    for (group, version, kind, plural) in kinds {
-        let resource = ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version: if group.is_empty() {
-                version.into()
-            } else {
-                format!("{group}/{version}")
-            },
-            kind: kind.into(),
-            plural: plural.into(),
-        };
-        let api = Api::<DynamicObject>::namespaced_with(kube.clone(), ns, &resource);
-        let managed =
-            ListParams::default().labels("app.kubernetes.io/managed-by=palisade-operator");
-        for obj in api.list(&managed).await.unwrap() {
-            let refs = obj.owner_references();
-            let owned = refs.iter().any(|r| {
-                r.api_version.starts_with("auth.palisade.dev/") && owners.contains(&r.uid)
-            });
-            // Jobs' pods and a Deployment's ReplicaSets are owned by their controllers; the
-            // operator's own objects must all point at a live AuthProvider or OAuthClient.
-            if !owned {
-                found.push(format!("{kind} {}", obj.name_any()));
-            }
+    for obj in operator_made_objects(kube, ns).await {
+        let owned = obj
+            .owner_references()
+            .iter()
+            .any(|r| r.api_version.starts_with("auth.palisade.dev/") && owners.contains(&r.uid));
+        if !owned {
+            let kind = obj
+                .types
+                .as_ref()
+                .map(|t| t.kind.clone())
+                .unwrap_or_default();
+            found.push(format!("{kind} {}", obj.name_any()));
         }
     }
     found
@@ -320,14 +279,7 @@ fn secret_field(ns: &str, secret: &str, key: &str) -> Option<String> {
 #[tokio::test]
 async fn operator_killed_at_random_points_converges() {
     let Some(kube) = cluster().await else { return };
-    if std::env::var("PALISADE_REQUIRE_SERVICES").as_deref() != Ok("1")
-        && std::process::Command::new("pg_isready")
-            .args(["-h", "127.0.0.1"])
-            .status()
-            .map(|s| !s.success())
-            .unwrap_or(true)
-    {
-        eprintln!("skipping: PostgreSQL is not running (scripts/deps)");
+    if !postgres_available() {
         return;
     }
     install_crds();

@@ -8,7 +8,7 @@
 use palisade_e2e::local_auth_server::LocalAuthServer;
 use palisade_e2e::{
     client_credentials, cluster, eventually, free_port, helm_binary, install_crds, kubectl,
-    kubectl_ok, repo_root, Operator, TestNamespace,
+    kubectl_ok, postgres_available, repo_root, Operator, TestNamespace,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -655,14 +655,7 @@ fn secret_value(ns: &str, name: &str, key: &str) -> String {
 async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_changes_nothing() {
     let Some(kube) = cluster().await else { return };
     let Some(bin) = helm_binary() else { return };
-    if std::env::var("PALISADE_REQUIRE_SERVICES").as_deref() != Ok("1")
-        && Command::new("pg_isready")
-            .args(["-h", "127.0.0.1"])
-            .status()
-            .map(|s| !s.success())
-            .unwrap_or(true)
-    {
-        eprintln!("skipping: PostgreSQL is not running (scripts/deps)");
+    if !postgres_available() {
         return;
     }
     install_crds();

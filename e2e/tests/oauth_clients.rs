@@ -17,7 +17,7 @@ use openidconnect::{
 use palisade_e2e::sign_in::{sign_in, Outcome};
 use palisade_e2e::{
     client_credentials, cluster, eventually, hygiene::SecretWatch, install_crds, kubectl_ok,
-    sample, LocalProvider, Operator, TestNamespace,
+    postgres_available, sample, LocalProvider, Operator, TestNamespace,
 };
 use palisade_operator::crd::OAuthClient;
 use std::collections::BTreeMap;
@@ -170,14 +170,7 @@ fn psql(sql: &str) -> String {
 #[tokio::test]
 async fn sample_clients_register_get_tokens_heal_and_deregister() {
     let Some(kube) = cluster().await else { return };
-    if std::env::var("PALISADE_REQUIRE_SERVICES").as_deref() != Ok("1")
-        && std::process::Command::new("pg_isready")
-            .args(["-h", "127.0.0.1"])
-            .status()
-            .map(|s| !s.success())
-            .unwrap_or(true)
-    {
-        eprintln!("skipping: PostgreSQL is not running (scripts/deps)");
+    if !postgres_available() {
         return;
     }
     install_crds();

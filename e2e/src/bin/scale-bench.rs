@@ -17,10 +17,9 @@
 use axum::routing::any;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use palisade_e2e::{free_port, repo_root};
+use palisade_e2e::{free_port, operator_made_objects, repo_root};
 use palisade_operator::crd::{AuthProvider, OAuthClient};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -188,51 +187,9 @@ async fn ready_counts(client: &Client, prefix: &str) -> (usize, usize) {
 
 /// Objects the operator made (labelled as managed by it) in the run's namespaces.
 async fn managed_objects(client: &Client, namespaces: &[String]) -> usize {
-    let kinds = [
-        ("apps", "v1", "Deployment", "deployments"),
-        ("", "v1", "Service", "services"),
-        ("", "v1", "Secret", "secrets"),
-        ("", "v1", "ConfigMap", "configmaps"),
-        ("", "v1", "ServiceAccount", "serviceaccounts"),
-        ("batch", "v1", "Job", "jobs"),
-        (
-            "autoscaling",
-            "v2",
-            "HorizontalPodAutoscaler",
-            "horizontalpodautoscalers",
-        ),
-        (
-            "policy",
-            "v1",
-            "PodDisruptionBudget",
-            "poddisruptionbudgets",
-        ),
-        (
-            "networking.k8s.io",
-            "v1",
-            "NetworkPolicy",
-            "networkpolicies",
-        ),
-        ("networking.k8s.io", "v1", "Ingress", "ingresses"),
-    ];
-    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=palisade-operator");
     let mut total = 0;
     for ns in namespaces {
-        for (group, version, kind, plural) in kinds {
-            let resource = ApiResource {
-                group: group.into(),
-                version: version.into(),
-                api_version: if group.is_empty() {
-                    version.into()
-                } else {
-                    format!("{group}/{version}")
-                },
-                kind: kind.into(),
-                plural: plural.into(),
-            };
-            let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource);
-            total += api.list(&managed).await.map(|l| l.items.len()).unwrap_or(0);
-        }
+        total += operator_made_objects(client, ns).await.len();
     }
     total
 }
