@@ -463,6 +463,21 @@ async fn main() -> anyhow::Result<()> {
 
     if std::env::var("SCALE_KEEP").as_deref() != Ok("1") {
         let cleanup = Instant::now();
+        // The floor's objects one by one: the namespace controller's single delete-collection of
+        // 16,000 objects times out on this API server and is retried for many minutes.
+        let floor_api = Api::<ConfigMap>::namespaced(client.clone(), &floor_ns);
+        futures::stream::iter(0..floor_count)
+            .map(|i| {
+                let api = floor_api.clone();
+                async move {
+                    let _ = api
+                        .delete(&format!("floor-{i}"), &DeleteParams::default())
+                        .await;
+                }
+            })
+            .buffer_unordered(CREATE_CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
         for ns in namespaces.iter().chain([&floor_ns]) {
             let _ = Api::<Namespace>::all(client.clone())
                 .delete(ns, &DeleteParams::background())
