@@ -357,6 +357,37 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         200
     );
 
+    // Deleting the Secret rotates the client secret: a new one is written under the same
+    // client_id and registered; the old one stops working.
+    kubectl_ok(&["delete", "secret", "-n", &ns.name, "machine-oauth"]);
+    let rotated = eventually("a new machine-oauth Secret", WAIT, || async {
+        let s = Api::<Secret>::namespaced(kube.clone(), &ns.name)
+            .get_opt("machine-oauth")
+            .await
+            .ok()??;
+        let data = s.data?;
+        let secret = String::from_utf8(data.get("client_secret")?.0.clone()).ok()?;
+        let id = String::from_utf8(data.get("client_id")?.0.clone()).ok()?;
+        Some((id, secret))
+    })
+    .await;
+    assert_eq!(rotated.0, machine["client_id"], "the client_id is kept");
+    assert_ne!(rotated.1, machine["client_secret"], "a new client_secret");
+    watch.add("the machine's rotated client secret", &rotated.1);
+    eventually("the new secret to be accepted", WAIT, || async {
+        (token_status(&issuer, &rotated.0, &rotated.1).await == 200).then_some(())
+    })
+    .await;
+    eventually("the old secret to be refused", WAIT, || async {
+        (token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await == 401)
+            .then_some(())
+    })
+    .await;
+    let machine = BTreeMap::from([
+        ("client_id".to_string(), rotated.0.clone()),
+        ("client_secret".to_string(), rotated.1.clone()),
+    ]);
+
     // Deleting the OAuthClient deregisters it (finalizer) and removes its Secret.
     kubectl_ok(&["delete", "oc", "-n", &ns.name, "machine", "--timeout=60s"]);
     assert_eq!(

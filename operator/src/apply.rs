@@ -130,15 +130,30 @@ impl Applier {
 
     /// Server-side applies `desired` unless the live object was applied from identical content.
     /// Returns whether a write was made.
-    pub async fn apply<K>(&self, namespace: &str, mut desired: K) -> Result<bool, kube::Error>
+    pub async fn apply<K>(&self, namespace: &str, desired: K) -> Result<bool, kube::Error>
+    where
+        K: Owned,
+    {
+        let existing = self.get::<K>(namespace, &desired.name_any()).await?;
+        self.apply_over(namespace, desired, existing.as_deref())
+            .await
+    }
+
+    /// Like [`Applier::apply`], deciding against `live`, which the caller read from the API
+    /// server itself (for objects whose cache may lag behind the caller's trigger).
+    pub async fn apply_over<K>(
+        &self,
+        namespace: &str,
+        mut desired: K,
+        live: Option<&K>,
+    ) -> Result<bool, kube::Error>
     where
         K: Owned,
     {
         let api: Api<K> = self.api(namespace);
         let name = desired.name_any();
         let hash = stamp(&mut desired);
-        let existing = self.get::<K>(namespace, &name).await?;
-        if !needs_apply(existing.as_deref(), &hash) {
+        if !needs_apply(live, &hash) {
             return Ok(false);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();

@@ -217,11 +217,12 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
 
     // Credentials: kept from the live Secret, generated only when missing.
     let secret_name = credentials::secret_name(&client);
-    let live = ctx
-        .applier
-        .get::<Secret>(&ns, &secret_name)
-        .await?
-        .map(|s| s.as_ref().clone());
+    // Read from the API server, not a cache: the cache of Secrets is filled by another watch
+    // than the one that woke this reconcile, and a deleted Secret (a requested rotation) must
+    // be seen as deleted.
+    let live = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&secret_name)
+        .await?;
     let creds = credentials::decide(
         live.as_ref(),
         previous.client_id.as_deref(),
@@ -237,7 +238,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             .and_then(|s| s.data.as_ref())
             .is_some_and(|d| !d.contains_key(credentials::CLIENT_SECRET_KEY));
     if let Some(secret) = credentials::render(&client, &creds, &issuer, &discovery_url(&issuer)) {
-        if ctx.applier.apply(&ns, secret).await? && live.is_none() {
+        if ctx.applier.apply_over(&ns, secret, live.as_ref()).await? && live.is_none() {
             ctx.event(
                 client.as_ref(),
                 EventType::Normal,
