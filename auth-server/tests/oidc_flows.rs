@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{authorize_url, Browser, Srv, TestClient, PASSWORD, POST_LOGOUT, REDIRECT};
+use common::{
+    authorize_url, tokens_for, Browser, Srv, TestClient, PASSWORD, POST_LOGOUT, REDIRECT,
+};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
@@ -244,25 +246,6 @@ async fn exchange(
     srv.token(client, &form).await
 }
 
-/// Signs in and exchanges the code; returns the token response.
-async fn tokens_for(srv: &Srv, client: &TestClient, username: &str) -> serde_json::Value {
-    let (url, verifier) = authorize_url(srv, &client.id, &[]);
-    let cb = Browser::default().sign_in(srv, &url, username).await;
-    let (status, body) = srv
-        .token(
-            client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &cb["code"]),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
-
 async fn refresh(srv: &Srv, client: &TestClient, token: &str) -> (u16, serde_json::Value) {
     srv.token(
         client,
@@ -394,17 +377,7 @@ async fn pkce_is_required_and_checked(srv: Srv) {
 
     let (url, verifier) = authorize_url(&srv, &public.id, &[]);
     let code = Browser::default().sign_in(&srv, &url, &user).await["code"].clone();
-    let (status, body) = srv
-        .token(
-            &public,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, body) = srv.exchange_code(&public, &code, &verifier).await;
     assert_eq!(
         status, 200,
         "the right verifier works for a public client: {body}"
@@ -494,17 +467,7 @@ async fn wrong_client_secret_is_401_with_www_authenticate(srv: Srv) {
         "invalid_client"
     );
     // Client authentication comes first: the code was not consumed.
-    let (status, _) = srv
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, _) = srv.exchange_code(&client, &code, &verifier).await;
     assert_eq!(status, 200);
 }
 on_both_stores!(
@@ -528,17 +491,7 @@ async fn expired_code_and_refresh_token_are_refused(srv: Srv) {
     let user = srv.user().await;
     let (url, verifier) = authorize_url(&srv, &client.id, &[]);
     let code = Browser::default().sign_in(&srv, &url, &user).await["code"].clone();
-    let (status, body) = srv
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let (status, body) = srv.exchange_code(&client, &code, &verifier).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_grant")),
@@ -913,17 +866,7 @@ async fn sessions_prompt_and_logout(srv: Srv) {
     // RP-initiated logout with an ID token hint and a registered post-logout URI.
     let (url, verifier2) = authorize_url(&srv, &client.id, &[]);
     let code = browser.get(&url).await.location_query()["code"].clone();
-    let (status, t) = srv
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier2),
-            ],
-        )
-        .await;
+    let (status, t) = srv.exchange_code(&client, &code, &verifier2).await;
     assert_eq!(status, 200);
     let hint = t["id_token"].as_str().unwrap();
     let mut logout = url::Url::parse(&srv.url("/end_session")).unwrap();

@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{authorize_url, Browser, Srv, TestDb, REDIRECT};
+use common::{tokens_for, Srv, TestDb, REDIRECT};
 use palisade_auth_server::store::postgres::PostgresStore;
 use palisade_auth_server::REQUEST_DEADLINE;
 use palisade_wire::contract::{RateLimit, RateLimits};
@@ -319,20 +319,7 @@ async fn database_and_redis_outages_under_load() {
         secret: Some(secret.clone()),
     };
     let user = srv.user().await;
-    let (url, verifier) = authorize_url(&srv, &id, &[]);
-    let cb = Browser::default().sign_in(&srv, &url, &user).await;
-    let (code_status, issued) = srv
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &cb["code"]),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(code_status, 200, "{issued}");
+    let issued = tokens_for(&srv, &client, &user).await;
     let refresh_token = issued["refresh_token"].as_str().unwrap().to_string();
 
     let load = Load::start(&srv, &id, &secret);
@@ -461,20 +448,7 @@ async fn a_failed_rotation_loses_no_refresh_token() {
         common::start_with(Arc::new(store), common::ttls(), None, RateLimits::default()).await;
     let client = srv.confidential().await;
     let user = srv.user().await;
-    let (url, verifier) = authorize_url(&srv, &client.id, &[]);
-    let cb = Browser::default().sign_in(&srv, &url, &user).await;
-    let (status, issued) = srv
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &cb["code"]),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(status, 200, "{issued}");
+    let issued = tokens_for(&srv, &client, &user).await;
     let refresh_token = issued["refresh_token"].as_str().unwrap().to_string();
     let form = [
         ("grant_type", "refresh_token"),

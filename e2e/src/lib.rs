@@ -278,6 +278,35 @@ impl Drop for Operator {
     }
 }
 
+/// Runs `sql` with psql against database `palisade` of the PostgreSQL that `scripts/deps` runs.
+pub fn psql(sql: &str) -> Output {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "palisade",
+            "-d",
+            "palisade",
+            "-qAtc",
+            sql,
+        ])
+        .env("PGPASSWORD", "palisade")
+        .output()
+        .expect("psql runs")
+}
+
+/// Runs psql and returns its unaligned output, failing the test with stderr when it fails.
+pub fn psql_ok(sql: &str) -> String {
+    let out = psql(sql);
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Whether the PostgreSQL of `scripts/deps` is up; tests that need it skip when it is not, and
 /// fail instead with `PALISADE_REQUIRE_SERVICES=1`.
 pub fn postgres_available() -> bool {

@@ -8,7 +8,7 @@
 use palisade_e2e::local_auth_server::LocalAuthServer;
 use palisade_e2e::{
     client_credentials, cluster, eventually, free_port, helm_binary, install_crds, kubectl,
-    kubectl_ok, postgres_available, repo_root, Operator, TestNamespace,
+    kubectl_ok, postgres_available, psql, psql_ok, repo_root, Operator, TestNamespace,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -538,23 +538,6 @@ fn assert_nothing_forbidden(operator: &Operator) {
     );
 }
 
-fn psql(sql: &str) -> Output {
-    Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "palisade",
-            "-d",
-            "palisade",
-            "-qAtc",
-            sql,
-        ])
-        .env("PGPASSWORD", "palisade")
-        .output()
-        .expect("psql runs")
-}
-
 /// A database made for one test, dropped when the guard is.
 struct Database(String);
 
@@ -702,12 +685,7 @@ async fn installed_chart_rbac_suffices_for_the_operator_and_reapplying_samples_c
 
     // The samples, pointed at a fresh database and the local auth-server's port.
     let database = Database(format!("palisade_helm_{:08x}", rand::random::<u32>()));
-    let created = psql(&format!("CREATE DATABASE {}", database.0));
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    psql_ok(&format!("CREATE DATABASE {}", database.0));
     let (public, admin) = (
         format!("127.0.0.1:{}", free_port()),
         format!("127.0.0.1:{}", free_port()),

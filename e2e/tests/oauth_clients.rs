@@ -17,7 +17,7 @@ use openidconnect::{
 use palisade_e2e::sign_in::{sign_in, Outcome};
 use palisade_e2e::{
     client_credentials, cluster, eventually, hygiene::SecretWatch, install_crds, kubectl_ok,
-    postgres_available, sample, LocalProvider, Operator, TestNamespace,
+    postgres_available, psql_ok, sample, LocalProvider, Operator, TestNamespace,
 };
 use palisade_operator::crd::OAuthClient;
 use std::collections::BTreeMap;
@@ -141,30 +141,6 @@ async fn ready_reason(client: &Client, ns: &str, name: &str) -> Option<String> {
         .into_iter()
         .find(|c| c.type_ == "Ready")
         .map(|c| format!("{}:{}", c.status, c.reason))
-}
-
-/// Runs `sql` against the provider's database; returns its unaligned output.
-fn psql(sql: &str) -> String {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "palisade",
-            "-d",
-            "palisade",
-            "-qAtc",
-            sql,
-        ])
-        .env("PGPASSWORD", "palisade")
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[tokio::test]
@@ -345,11 +321,11 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         .map(|c| format!("'{}'", c["client_id"]))
         .join(",");
     let registered = format!("SELECT count(*) FROM clients WHERE client_id IN ({ids})");
-    assert_eq!(psql(&registered), "3");
-    psql("TRUNCATE clients");
-    assert_eq!(psql(&registered), "0");
+    assert_eq!(psql_ok(&registered), "3");
+    psql_ok("TRUNCATE clients");
+    assert_eq!(psql_ok(&registered), "0");
     eventually("the resync to re-register every client", WAIT, || async {
-        (psql(&registered) == "3").then_some(())
+        (psql_ok(&registered) == "3").then_some(())
     })
     .await;
     assert_eq!(

@@ -339,6 +339,25 @@ impl Srv {
         (status, resp.json().await.unwrap_or_default())
     }
 
+    /// Exchanges an authorization code issued for [`REDIRECT`] with its PKCE verifier.
+    pub async fn exchange_code(
+        &self,
+        client: &TestClient,
+        code: &str,
+        verifier: &str,
+    ) -> (u16, serde_json::Value) {
+        self.token(
+            client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+
     /// Introspects a token as `client`; returns `active`.
     pub async fn active(&self, client: &TestClient, token: &str) -> bool {
         let resp = self
@@ -520,6 +539,15 @@ impl Browser {
         assert!(done.location.as_deref().unwrap().starts_with(REDIRECT));
         done.location_query()
     }
+}
+
+/// Signs `username` in to `client` and exchanges the code; returns the token response.
+pub async fn tokens_for(srv: &Srv, client: &TestClient, username: &str) -> serde_json::Value {
+    let (url, verifier) = authorize_url(srv, &client.id, &[]);
+    let cb = Browser::default().sign_in(srv, &url, username).await;
+    let (status, body) = srv.exchange_code(client, &cb["code"], &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// An `/authorize` URL for `client` with PKCE S256, state `st-1` and nonce `n-1`; `extra`
