@@ -5,12 +5,12 @@ use crate::apply::Applier;
 use crate::client::admin::AdminClient;
 use crate::crd::AuthProvider;
 use crate::metrics::Metrics;
+use futures::FutureExt;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Operator settings that shape what is rendered or where it talks.
 #[derive(Clone, Debug)]
@@ -76,12 +76,9 @@ impl Context {
     /// An AuthProvider from the cache when the cache has it; `None` when there is no cache, it
     /// is not filled yet, or it does not know the provider (the caller then asks the API server,
     /// which is authoritative: the cache may lag behind a creation).
-    pub async fn cached_provider(&self, namespace: &str, name: &str) -> Option<Arc<AuthProvider>> {
+    pub fn cached_provider(&self, namespace: &str, name: &str) -> Option<Arc<AuthProvider>> {
         let store = self.providers.as_ref()?;
-        tokio::time::timeout(Duration::from_secs(5), store.wait_until_ready())
-            .await
-            .ok()?
-            .ok()?;
+        store.wait_until_ready().now_or_never()?.ok()?;
         store.get(&ObjectRef::new(name).within(namespace))
     }
 

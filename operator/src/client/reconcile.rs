@@ -76,7 +76,7 @@ async fn resolve_provider(
     let ns = client.namespace().unwrap_or_default();
     let provider_ns = client.spec.provider_ref.namespace.clone().unwrap_or(ns);
     let name = &client.spec.provider_ref.name;
-    let provider = match ctx.cached_provider(&provider_ns, name).await {
+    let provider = match ctx.cached_provider(&provider_ns, name) {
         Some(cached) => cached.as_ref().clone(),
         None => match Api::<AuthProvider>::namespaced(ctx.client.clone(), &provider_ns)
             .get_opt(name)
@@ -118,21 +118,14 @@ async fn resolve_provider(
     }))
 }
 
-/// Whether the provider reports Ready=True.
-fn provider_ready(provider: &AuthProvider) -> bool {
-    provider.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
 /// When to look again at a client whose provider could not take its registration: soon when
 /// the provider says it is Ready (its admin API should answer any moment), rarely otherwise —
 /// the provider becoming Ready wakes its clients through the watch.
 fn retry_after(provider: Option<&AuthProvider>) -> Action {
     match provider {
-        Some(p) if provider_ready(p) => Action::requeue(Duration::from_secs(5)),
+        Some(p) if p.status.as_ref().is_some_and(|s| s.is_ready()) => {
+            Action::requeue(Duration::from_secs(5))
+        }
         _ => Action::requeue(Duration::from_secs(60)),
     }
 }

@@ -488,3 +488,12 @@ pub struct AuthProviderStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_version: Option<i64>,
 }
+
+impl AuthProviderStatus {
+    /// Whether the `Ready` condition is True.
+    pub fn is_ready(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+}

@@ -287,13 +287,13 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
     ctx.metrics.record_provider_status(
         &ns,
         &owner.name,
-        is_ready(&new_status),
+        new_status.is_ready(),
         now.timestamp_millis() as f64 / 1000.0,
     );
     if new_status != previous {
-        let was_ready = is_ready(&previous);
+        let was_ready = previous.is_ready();
         write_status(&ctx, &ap, &new_status).await?;
-        if is_ready(&new_status) && !was_ready {
+        if new_status.is_ready() && !was_ready {
             ctx.event(
                 ap.as_ref(),
                 EventType::Normal,
@@ -326,7 +326,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             .unwrap_or(Duration::from_secs(1));
         wait = wait.min(until_keys + Duration::from_millis(200));
     }
-    if !is_ready(&new_status) || rollout.as_ref().is_some_and(|r| r.busy) {
+    if !new_status.is_ready() || rollout.as_ref().is_some_and(|r| r.busy) {
         wait = wait.min(SOON);
     }
     if let Some(deadline) = rollout.as_ref().and_then(|r| r.deadline) {
@@ -345,12 +345,6 @@ fn observe_deployment(d: &Deployment) -> DeploymentObservation {
         available: status.available_replicas.unwrap_or(0),
         caught_up: status.observed_generation >= d.metadata.generation,
     }
-}
-
-fn is_ready(s: &AuthProviderStatus) -> bool {
-    s.conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// The Ready condition's message when it is False for a reason a person must act on.
