@@ -2,6 +2,7 @@
 //! keys and tokens. `main.rs` only parses flags and starts [`serve`].
 
 pub mod admin;
+pub mod auth_methods;
 pub mod client_addr;
 pub mod client_auth;
 pub mod config;

@@ -29,10 +29,11 @@ pub async fn current(
     }
 }
 
-/// Starts a session for `user`; returns it and the `Set-Cookie` value.
+/// Starts a session for `user`, who authenticated by the methods `amr`; returns it and the `Set-Cookie` value.
 pub async fn start(
     state: &AppState,
     user: &User,
+    amr: Vec<String>,
     now: DateTime<Utc>,
 ) -> Result<(Session, String), StoreError> {
     let token = random_token(32);
@@ -41,6 +42,7 @@ pub async fn start(
         sid: random_token(16),
         sub: user.sub.clone(),
         auth_time: now.timestamp(),
+        amr,
         expires_at: now + chrono::Duration::seconds(ttl as i64),
     };
     state

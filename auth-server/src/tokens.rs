@@ -26,6 +26,12 @@ pub struct IdClaims {
     pub exp: i64,
     pub iat: i64,
     pub auth_time: i64,
+    /// How the user authenticated (`amr`, RFC 8176), e.g. `["pwd"]` or `["pwd", "otp", "mfa"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// Authentication context class (`acr`), derived from `amr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -225,6 +231,8 @@ mod tests {
             exp: now.timestamp() - 10,
             iat: now.timestamp() - 100,
             auth_time: now.timestamp() - 100,
+            amr: vec!["pwd".into()],
+            acr: None,
             nonce: None,
             at_hash: None,
             sid: "s1".into(),

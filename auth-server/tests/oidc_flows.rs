@@ -170,6 +170,12 @@ async fn code_flow_with_pkce_userinfo_and_refresh(srv: Srv) {
         )
         .unwrap()
     };
+    assert_eq!(
+        raw["amr"],
+        serde_json::json!(["pwd"]),
+        "signed in by password"
+    );
+    assert_eq!(raw["acr"], "urn:palisade:acr:1fa", "one factor");
     assert!(
         raw["sid"].as_str().is_some_and(|s| !s.is_empty()),
         "sid claim"

@@ -303,6 +303,7 @@ pub async fn issue_code(
     let grant = CodeGrant {
         sub: session.sub.clone(),
         auth_time: session.auth_time,
+        amr: session.amr.clone(),
         sid: session.sid.clone(),
         family_id: random_token(16),
         access_jti: random_token(16),
@@ -688,6 +689,7 @@ mod tests {
             sid: "s".into(),
             sub: "u".into(),
             auth_time: now.timestamp() - 100,
+            amr: vec!["pwd".into()],
             expires_at: now,
         };
         assert!(session_fresh_enough(&s, None, now));

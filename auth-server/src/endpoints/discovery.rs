@@ -40,6 +40,9 @@ pub struct ProviderMetadata {
     pub scopes_supported: &'static [&'static str],
     #[schema(value_type = Vec<String>)]
     pub claims_supported: &'static [&'static str],
+    /// The authentication context classes ID tokens carry in `acr`.
+    #[schema(value_type = Vec<String>)]
+    pub acr_values_supported: &'static [&'static str],
     #[schema(value_type = Vec<String>)]
     pub claim_types_supported: &'static [&'static str],
     #[schema(value_type = Vec<String>)]
@@ -110,11 +113,14 @@ pub async fn discovery(State(state): State<AppState>) -> Json<ProviderMetadata> 
             "nonce",
             "at_hash",
             "sid",
+            "amr",
+            "acr",
             "name",
             "preferred_username",
             "email",
             "email_verified",
         ],
+        acr_values_supported: &crate::auth_methods::ACR_VALUES,
         claim_types_supported: &["normal"],
         prompt_values_supported: &["none", "login", "consent", "select_account"],
         request_parameter_supported: false,

@@ -228,7 +228,14 @@ pub async fn login_post(
         }
     };
     let now = Utc::now();
-    let (session, set_session) = match sessions::start(&state, &user, now).await {
+    let (session, set_session) = match sessions::start(
+        &state,
+        &user,
+        vec![crate::auth_methods::PASSWORD.into()],
+        now,
+    )
+    .await
+    {
         Ok(s) => s,
         Err(_) => {
             return html::error_page(

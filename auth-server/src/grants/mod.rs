@@ -66,6 +66,8 @@ pub struct UserGrant<'a> {
     /// Scope the refresh token keeps (narrowing at refresh does not shrink it).
     pub refresh_scope: String,
     pub auth_time: i64,
+    /// How the user authenticated (`amr`), carried from the session.
+    pub amr: Vec<String>,
     pub sid: String,
     pub nonce: Option<String>,
     pub family_id: String,
@@ -119,6 +121,8 @@ pub async fn user_tokens(
             exp: now.timestamp() + c.ttls.id as i64,
             iat: now.timestamp(),
             auth_time: g.auth_time,
+            acr: crate::auth_methods::acr(&g.amr),
+            amr: g.amr.clone(),
             nonce: g.nonce.clone(),
             at_hash: Some(at_hash(&body.access_token, alg)),
             sid: g.sid.clone(),
@@ -139,6 +143,7 @@ pub async fn user_tokens(
             sub: g.user.sub.clone(),
             scope: g.refresh_scope.clone(),
             auth_time: g.auth_time,
+            amr: g.amr.clone(),
             sid: g.sid.clone(),
             expires_at: now + chrono::Duration::seconds(c.ttls.refresh as i64),
         };

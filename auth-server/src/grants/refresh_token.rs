@@ -104,6 +104,7 @@ pub async fn grant(
             scope,
             refresh_scope: g.scope,
             auth_time: g.auth_time,
+            amr: g.amr,
             sid: g.sid,
             nonce: None,
             family_id: g.family_id,
@@ -152,6 +153,7 @@ mod tests {
             sub: "u".into(),
             scope: "openid".into(),
             auth_time: now.timestamp(),
+            amr: vec!["pwd".into()],
             sid: "s".into(),
             expires_at: now + chrono::Duration::seconds(60),
         }

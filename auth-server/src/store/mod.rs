@@ -66,6 +66,9 @@ pub struct CodeGrant {
     /// The user's `sub`.
     pub sub: String,
     pub auth_time: i64,
+    /// How the user authenticated (`amr`, RFC 8176), e.g. `["pwd"]` or `["pwd", "otp", "mfa"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// Session id (`sid` claim).
     pub sid: String,
     /// Chosen when the code is issued, so a replayed code can revoke what its first use minted
@@ -84,6 +87,9 @@ pub struct RefreshGrant {
     pub sub: String,
     pub scope: String,
     pub auth_time: i64,
+    /// How the user authenticated (`amr`, RFC 8176), e.g. `["pwd"]` or `["pwd", "otp", "mfa"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     pub sid: String,
     pub expires_at: DateTime<Utc>,
 }
@@ -106,6 +112,9 @@ pub struct Session {
     pub sid: String,
     pub sub: String,
     pub auth_time: i64,
+    /// How the user authenticated (`amr`, RFC 8176), e.g. `["pwd"]` or `["pwd", "otp", "mfa"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     pub expires_at: DateTime<Utc>,
 }
 
