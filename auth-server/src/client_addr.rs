@@ -3,9 +3,27 @@
 //! the TCP peer is a trusted proxy (`spec.rateLimits.trustedProxies`), the client is the nearest
 //! hop in `X-Forwarded-For` that is not a trusted proxy itself. Hops further left are written
 //! by the client and never believed.
+//!
+//! A middleware works the address out once per request and keeps it for the request's task
+//! ([`scope`]), where the rate limits and the audit records read it ([`current`]).
 
 use ipnet::IpNet;
+use std::future::Future;
 use std::net::IpAddr;
+
+tokio::task_local! {
+    static CURRENT: IpAddr;
+}
+
+/// Runs `fut` (the rest of a request) with `addr` as its client address.
+pub async fn scope<F: Future>(addr: IpAddr, fut: F) -> F::Output {
+    CURRENT.scope(addr, fut).await
+}
+
+/// The client address of the request being served, if inside one.
+pub fn current() -> Option<IpAddr> {
+    CURRENT.try_with(|a| *a).ok()
+}
 
 /// Parses trusted proxy entries: CIDR ranges (`10.0.0.0/8`) or single addresses.
 pub fn parse_trusted(entries: &[String]) -> Result<Vec<IpNet>, String> {
@@ -117,5 +135,13 @@ mod tests {
             .unwrap_err()
             .contains("10.0.0.0/33"));
         assert_eq!(parse_trusted(&["::1".into()]).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_current_address_is_seen_inside_the_scope_only() {
+        let addr: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(current(), None);
+        assert_eq!(scope(addr, async { current() }).await, Some(addr));
+        assert_eq!(current(), None);
     }
 }

@@ -30,9 +30,14 @@ pub struct Config {
     pub internal_dir: Option<PathBuf>,
     pub ttls: Ttls,
     pub rate_limits: RateLimits,
+    /// How long audit records are kept.
+    pub audit_retention: std::time::Duration,
     pub log_level: String,
     pub json_logs: bool,
 }
+
+/// Audit records are kept 30 days unless configured otherwise.
+pub const DEFAULT_AUDIT_RETENTION_SECS: u64 = 30 * 86_400;
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -90,6 +95,10 @@ impl Config {
                 session: secs(env::SESSION_TTL, 8 * 3600)?,
             },
             rate_limits,
+            audit_retention: std::time::Duration::from_secs(secs(
+                env::AUDIT_RETENTION,
+                DEFAULT_AUDIT_RETENTION_SECS,
+            )?),
             log_level: var(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
             json_logs: var(env::LOG_FORMAT).as_deref() == Some("json"),
         })

@@ -354,6 +354,11 @@ impl KeyStore {
         self.current.read().expect("lock").clone()
     }
 
+    /// Swaps in a new key set.
+    pub fn replace(&self, keys: LoadedKeys) {
+        *self.current.write().expect("lock") = Arc::new(keys);
+    }
+
     /// Watches the file and swaps in each valid new version; a broken file is logged and the
     /// previous set kept (requests are never dropped for it).
     pub fn watch(&self, path: PathBuf, every: Duration) {
@@ -374,7 +379,7 @@ impl KeyStore {
                 {
                     Ok(keys) => {
                         let kids: Vec<_> = keys.set.keys.iter().map(|k| k.kid.clone()).collect();
-                        *store.current.write().expect("lock") = Arc::new(keys);
+                        store.replace(keys);
                         tracing::info!(?kids, "reloaded the key set");
                         last = Some(bytes);
                     }

@@ -2,6 +2,7 @@
 //! keys and tokens. `main.rs` only parses flags and starts [`serve`].
 
 pub mod admin;
+pub mod audit;
 pub mod auth_methods;
 pub mod client_addr;
 pub mod client_auth;
@@ -77,22 +78,30 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
     resp
 }
 
+/// Works out the client address (through trusted proxies) and keeps it for the request.
+async fn with_client_addr(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let Some(peer) = peer else {
+        return next.run(req).await;
+    };
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let ip = client_addr::client_addr(peer, forwarded, state.limiter.trusted_proxies());
+    client_addr::scope(ip, next.run(req)).await
+}
+
 async fn rate_limited(
     State((state, endpoint)): State<(AppState, ratelimit::Endpoint)>,
     req: Request,
     next: Next,
 ) -> Result<Response, error::OAuthError> {
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(peer) = peer {
-        let forwarded = req
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        let ip = client_addr::client_addr(peer, forwarded, state.limiter.trusted_proxies());
+    if let Some(ip) = client_addr::current() {
         if let Err(wait) = state.limiter.admit(endpoint, ip).await {
             state.metrics.rate_limit_block.inc();
             return Err(error::OAuthError::TooManyRequests(wait));
@@ -176,6 +185,10 @@ pub fn public_router(state: AppState) -> Router {
     app.route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
         .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            with_client_addr,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
@@ -196,6 +209,7 @@ pub fn admin_router(state: AppState) -> Router {
                 .put(admin::users::put)
                 .delete(admin::users::delete),
         )
+        .route("/admin/audit", get(admin::audit::list))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,

@@ -37,6 +37,10 @@ pub struct Metrics {
     pub rate_limit_block: Counter,
     /// Rate-limit checks that could not reach Redis and were admitted (fail open).
     pub rate_limiter_errors: Counter,
+    /// Audit records only logged, not stored, because the queue to the store was full.
+    pub audit_dropped: Counter,
+    /// Batches of audit records the store refused (retried).
+    pub audit_write_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -54,6 +58,8 @@ impl Default for Metrics {
             refresh_reuse_detected: Counter::default(),
             rate_limit_block: Counter::default(),
             rate_limiter_errors: Counter::default(),
+            audit_dropped: Counter::default(),
+            audit_write_errors: Counter::default(),
         }
     }
 }
@@ -96,6 +102,16 @@ impl Metrics {
             "rate_limiter_errors",
             "Rate-limit checks admitted because Redis was unavailable (fail open)",
             self.rate_limiter_errors.clone(),
+        );
+        r.register(
+            "audit_records_dropped",
+            "Audit records only logged because the queue to the store was full",
+            self.audit_dropped.clone(),
+        );
+        r.register(
+            "audit_write_errors",
+            "Batches of audit records the store refused (retried)",
+            self.audit_write_errors.clone(),
         );
     }
 }

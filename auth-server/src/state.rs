@@ -1,5 +1,6 @@
 //! Shared server state handed to every handler.
 
+use crate::audit::{key_rotation, writer, AuditLog};
 use crate::config::Config;
 use crate::cookies::Cookies;
 use crate::keys::KeyStore;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub cookies: Arc<Cookies>,
     /// Password hashing with the pepper.
     pub passwords: Arc<Passwords>,
+    /// The audit trail.
+    pub audit: AuditLog,
 }
 
 /// The internal Secret's values (files in the internal directory).
@@ -77,18 +80,38 @@ fn rate_limiter(config: &Config, metrics: &Metrics) -> anyhow::Result<RateLimite
     })
 }
 
+/// The audit log of this replica, named by its pod name.
+fn queue_log(
+    queue: &tokio::sync::mpsc::Sender<crate::audit::AuditRecord>,
+    metrics: &Metrics,
+) -> AuditLog {
+    let instance = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
+    AuditLog::new(queue.clone(), instance, metrics.audit_dropped.clone())
+}
+
 impl AppState {
-    /// Assembles the state (metrics registered, rate limiter built from the configuration).
+    /// Assembles the state (metrics registered, rate limiter built from the configuration)
+    /// and starts the audit writer, which ends once every clone of the state is dropped
+    /// (await the returned handle to know every audit record is stored).
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         keys: KeyStore,
         secrets: Secrets,
-    ) -> anyhow::Result<Self> {
+    ) -> anyhow::Result<(Self, tokio::task::JoinHandle<()>)> {
         let metrics = Metrics::default();
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
-        Ok(AppState {
+        let (queue, rx) = writer::queue();
+        let audit_writer = tokio::spawn(writer::run(
+            store.clone(),
+            rx,
+            config.audit_retention,
+            metrics.audit_write_errors.clone(),
+        ));
+        key_rotation::watch(keys.clone(), queue_log(&queue, &metrics).downgrade());
+        let state = AppState {
+            audit: queue_log(&queue, &metrics),
             cookies: Arc::new(Cookies::new(&secrets.cookie_key, &config.issuer)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),
             limiter: Arc::new(rate_limiter(&config, &metrics)?),
@@ -98,6 +121,7 @@ impl AppState {
             metrics,
             registry: Arc::new(registry),
             admin_token: Arc::new(secrets.admin_token),
-        })
+        };
+        Ok((state, audit_writer))
     }
 }

@@ -99,6 +99,11 @@ async fn invalid_resources_are_rejected_with_a_clear_message() {
             "refreshTokenTTL must be between 1h and 8760h",
         ),
         (
+            "audit retention too short",
+            provider(json!({"audit": {"retention": "30m"}})),
+            "audit.retention must be between 1h and 87600h",
+        ),
+        (
             "TTL not a duration",
             provider(json!({"tokens": {"idTokenTTL": "5 days"}})),
             "idTokenTTL",

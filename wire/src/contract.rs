@@ -54,6 +54,8 @@ pub mod env {
     pub const SESSION_TTL: &str = "PALISADE_SESSION_TTL_SECONDS";
     /// Rate limits as JSON of [`crate::contract::RateLimits`].
     pub const RATE_LIMITS: &str = "PALISADE_RATE_LIMITS";
+    /// How long audit records are kept, in seconds (default 30 days).
+    pub const AUDIT_RETENTION: &str = "PALISADE_AUDIT_RETENTION_SECONDS";
     /// Log filter, e.g. `info` or `palisade_auth_server=debug`.
     pub const LOG_LEVEL: &str = "PALISADE_LOG_LEVEL";
     /// `json` (production) or `text`.

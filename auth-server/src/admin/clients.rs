@@ -1,6 +1,7 @@
 //! `PUT/GET/DELETE /admin/clients/{client_id}`: the client registry (idempotent). The body is
 //! the shared wire `ClientRegistration`; only a hash of the secret is ever stored or returned.
 
+use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::endpoints::storable;
 use crate::error::{ErrorBody, OAuthError};
 use crate::state::AppState;
@@ -41,6 +42,20 @@ pub fn validate(path_id: &str, reg: &ClientRegistration) -> Result<(), OAuthErro
     Ok(())
 }
 
+/// Audits a registration change (made with the admin token, so by the operator or an
+/// administrator).
+fn audit_change(state: &AppState, client_id: &str, change: &str) {
+    state.audit.record(
+        AuditRecord::new(
+            AuditEvent::ClientRegistration,
+            Outcome::Success,
+            chrono::Utc::now(),
+        )
+        .client(client_id)
+        .detail(change),
+    );
+}
+
 /// Registers or replaces a client.
 #[utoipa::path(
     put,
@@ -65,8 +80,18 @@ pub async fn put(
     let id = super::path_param(path)?;
     let Json(reg) = body.map_err(|e| OAuthError::InvalidRequest(e.body_text()))?;
     validate(&id, &reg)?;
+    let before = state.store.client(&id).await?;
     state.store.put_client(&reg).await?;
     tracing::info!(client_id = %id, "client registered");
+    // The operator repeats unchanged registrations on every resync: only changes are audited.
+    let change = match before {
+        None => Some("created"),
+        Some(b) if b != reg => Some("updated"),
+        Some(_) => None,
+    };
+    if let Some(change) = change {
+        audit_change(&state, &id, change);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,6 +150,7 @@ pub async fn delete(
     let id = super::path_param(path)?;
     if storable(&id) && state.store.delete_client(&id).await? {
         tracing::info!(client_id = %id, "client deregistered");
+        audit_change(&state, &id, "deleted");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(OAuthError::NotFound)

@@ -1,6 +1,7 @@
-//! The admin API (port 8081, never behind the Ingress): client and user registries and
-//! metrics. Every route but `/metrics` needs the bearer token from the internal Secret.
+//! The admin API (port 8081, never behind the Ingress): client and user registries, the
+//! audit trail and metrics. Every route but `/metrics` needs the bearer token from the internal Secret.
 
+pub mod audit;
 pub mod clients;
 pub mod users;
 

@@ -7,6 +7,7 @@
 
 use super::authorize::issue_code;
 use super::html::{self, LoginForm};
+use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::cookies::CSRF_COOKIE;
 use crate::sessions;
 use crate::state::AppState;
@@ -201,8 +202,22 @@ pub async fn login_post(
     .await;
     let user = match user {
         Some(u) if verified && !u.disabled => u,
-        _ => {
+        user => {
             state.metrics.login_failure.inc();
+            let mut rec = AuditRecord::new(AuditEvent::Login, Outcome::Failure, Utc::now())
+                .client(&pending.request.client_id);
+            rec = match &user {
+                None => rec.detail("unknown username"),
+                Some(u) => rec
+                    .subject(&u.sub)
+                    .username(&u.username)
+                    .detail(if u.disabled {
+                        "the account is disabled"
+                    } else {
+                        "wrong password"
+                    }),
+            };
+            state.audit.record(rec);
             tracing::info!(client_id = %pending.request.client_id, "sign-in failed");
             let csrf = cookie.unwrap_or_default();
             return form_page(
@@ -245,6 +260,13 @@ pub async fn login_post(
         }
     };
     state.metrics.login_success.inc();
+    state.audit.record(
+        AuditRecord::new(AuditEvent::Login, Outcome::Success, now)
+            .subject(&user.sub)
+            .username(&user.username)
+            .client(&pending.request.client_id)
+            .detail(crate::auth_methods::PASSWORD),
+    );
     tracing::info!(client_id = %pending.request.client_id, sid = %session.sid, "signed in");
     let mut resp = issue_code(&state, pending.request, &session, now).await;
     set_cookie(&mut resp, &set_session);

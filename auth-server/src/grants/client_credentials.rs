@@ -3,7 +3,6 @@
 use super::{token_response, TokenResponse};
 use crate::endpoints::Params;
 use crate::error::OAuthError;
-use crate::metrics::GrantLabels;
 use crate::state::AppState;
 use crate::tokens::{AccessClaims, ACCESS_TOKEN_TYP};
 use axum::response::Response;
@@ -65,13 +64,13 @@ pub async fn grant(
         .get()
         .sign(&claims, ACCESS_TOKEN_TYP, now)
         .ok_or(OAuthError::TemporarilyUnavailable)?;
-    state
-        .metrics
-        .token_issued
-        .get_or_create(&GrantLabels {
-            grant_type: "client_credentials",
-        })
-        .inc();
+    super::issued(
+        state,
+        GrantType::ClientCredentials,
+        &client.client_id,
+        &client.client_id,
+        now,
+    );
     // Serialized without an intermediate JSON value: this is the hottest response the server
     // writes (RFC 6749 §4.4.3).
     Ok(token_response(TokenResponse {

@@ -6,6 +6,7 @@ pub mod client_credentials;
 pub mod pkce;
 pub mod refresh_token;
 
+use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::error::OAuthError;
 use crate::metrics::GrantLabels;
 use crate::state::AppState;
@@ -154,14 +155,31 @@ pub async fn user_tokens(
         body.refresh_token = Some(token);
     }
     body.scope = Some(g.scope);
+    issued(state, g.grant_type, &g.user.sub, &g.client.client_id, now);
+    Ok(token_response(body))
+}
+
+/// Counts and audits tokens issued to `sub` through `client_id`.
+pub fn issued(
+    state: &AppState,
+    grant_type: GrantType,
+    sub: &str,
+    client_id: &str,
+    now: DateTime<Utc>,
+) {
     state
         .metrics
         .token_issued
         .get_or_create(&GrantLabels {
-            grant_type: g.grant_type.as_str(),
+            grant_type: grant_type.as_str(),
         })
         .inc();
-    Ok(token_response(body))
+    state.audit.record(
+        AuditRecord::new(AuditEvent::TokenIssued, Outcome::Success, now)
+            .subject(sub)
+            .client(client_id)
+            .detail(grant_type.as_str()),
+    );
 }
 
 /// A token endpoint success response: JSON, never cached (RFC 6749 §5.1).

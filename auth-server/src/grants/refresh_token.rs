@@ -3,6 +3,7 @@
 //! the whole family is revoked (RFC 9700 §4.14.2).
 
 use super::{active_user, narrow_scope, user_tokens, UserGrant};
+use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::endpoints::{required, Params};
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -18,8 +19,13 @@ pub enum Decision {
     Rotate(RefreshGrant),
     /// Refuse without side effects.
     Reject(&'static str),
-    /// Refuse and revoke the family; `reuse` when it was a replay of a used token.
-    RevokeFamily { family_id: String, reuse: bool },
+    /// Refuse and revoke the family of user `sub`; `reuse` when it was a replay of a used
+    /// token.
+    RevokeFamily {
+        family_id: String,
+        sub: String,
+        reuse: bool,
+    },
 }
 
 /// Decides from the redemption, the family's state and the clock. Pure.
@@ -33,12 +39,14 @@ pub fn decide(
         Redeemed::Unknown => Decision::Reject("the refresh token is invalid"),
         Redeemed::AlreadyUsed(g) => Decision::RevokeFamily {
             family_id: g.family_id,
+            sub: g.sub,
             reuse: true,
         },
         Redeemed::Fresh(_) if family_revoked => Decision::Reject("the refresh token was revoked"),
         // Another client holding this token means it leaked: the whole family goes.
         Redeemed::Fresh(g) if g.client_id != client_id => Decision::RevokeFamily {
             family_id: g.family_id,
+            sub: g.sub,
             reuse: false,
         },
         Redeemed::Fresh(g) if g.expires_at <= now => {
@@ -126,11 +134,25 @@ async fn refuse(
 ) -> OAuthError {
     match decision {
         Decision::Reject(why) => OAuthError::InvalidGrant(why.into()),
-        Decision::RevokeFamily { family_id, reuse } => {
+        Decision::RevokeFamily {
+            family_id,
+            sub,
+            reuse,
+        } => {
             let until = now + chrono::Duration::seconds(state.config.ttls.refresh as i64);
             if let Err(e) = state.store.revoke_family(&family_id, until).await {
                 return e.into();
             }
+            state.audit.record(
+                AuditRecord::new(AuditEvent::RefreshReuse, Outcome::Failure, now)
+                    .subject(sub)
+                    .client(&client.client_id)
+                    .detail(if reuse {
+                        "a used refresh token was presented again; its family is revoked"
+                    } else {
+                        "a refresh token was presented by another client; its family is revoked"
+                    }),
+            );
             if reuse {
                 state.metrics.refresh_reuse_detected.inc();
             }
@@ -175,6 +197,7 @@ mod tests {
             decide(Redeemed::AlreadyUsed(grant(now)), false, "app", now),
             Decision::RevokeFamily {
                 family_id: "fam".into(),
+                sub: "u".into(),
                 reuse: true
             }
         );
@@ -200,6 +223,7 @@ mod tests {
             decide(Redeemed::Fresh(grant(now)), false, "other", now),
             Decision::RevokeFamily {
                 family_id: "fam".into(),
+                sub: "u".into(),
                 reuse: false
             }
         );

@@ -3,9 +3,10 @@
 use super::{
     CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
 };
+use crate::audit::{AuditQuery, AuditRecord};
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, RwLock};
 
 /// A single-use record: the grant and whether it was used.
@@ -22,7 +23,18 @@ pub struct MemoryStore {
     refresh: Mutex<HashMap<String, Once<RefreshGrant>>>,
     revoked_families: Mutex<HashMap<String, DateTime<Utc>>>,
     sessions: Mutex<HashMap<String, Session>>,
+    audit: Mutex<AuditTrail>,
 }
+
+/// Audit records kept in memory: the newest [`MEMORY_AUDIT_CAPACITY`].
+#[derive(Default)]
+struct AuditTrail {
+    last_id: i64,
+    records: VecDeque<AuditRecord>,
+}
+
+/// Audit records the memory store keeps (older ones are dropped first).
+pub const MEMORY_AUDIT_CAPACITY: usize = 100_000;
 
 /// A single-use redemption under one lock: mark used, report replays.
 fn redeem<T: Clone>(map: &Mutex<HashMap<String, Once<T>>>, key: &str) -> Redeemed<T> {
@@ -204,5 +216,36 @@ impl Store for MemoryStore {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.sessions.lock().expect("lock").remove(token_hash);
         Ok(())
+    }
+
+    async fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let mut trail = self.audit.lock().expect("lock");
+        for r in records {
+            trail.last_id += 1;
+            let id = trail.last_id;
+            trail.records.push_back(AuditRecord { id, ..r.clone() });
+        }
+        let excess = trail.records.len().saturating_sub(MEMORY_AUDIT_CAPACITY);
+        trail.records.drain(..excess);
+        Ok(())
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let trail = self.audit.lock().expect("lock");
+        Ok(trail
+            .records
+            .iter()
+            .rev()
+            .filter(|r| query.matches(r))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut trail = self.audit.lock().expect("lock");
+        let n = trail.records.len();
+        trail.records.retain(|r| r.time >= before);
+        Ok((n - trail.records.len()) as u64)
     }
 }

@@ -7,6 +7,7 @@
 pub mod memory;
 pub mod postgres;
 
+use crate::audit::{AuditQuery, AuditRecord};
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
 use serde::{Deserialize, Serialize};
@@ -194,4 +195,11 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
     /// Ends a session.
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Appends audit records (their ids are assigned here, increasing).
+    async fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Audit records matching `query`, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes audit records older than `before`; returns how many.
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -10,6 +10,7 @@
 use super::{
     CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
 };
+use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Outcome};
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
 use serde::de::DeserializeOwned;
@@ -496,4 +497,82 @@ impl Store for PostgresStore {
             .map_err(err)?;
         Ok(())
     }
+
+    async fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let col = |f: fn(&AuditRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+        // One statement per batch: the columns as arrays, unnested into rows in order.
+        sqlx::query(
+            "INSERT INTO audit_events (at, event, outcome, subject, username, client_id, address, detail, instance) \
+             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])",
+        )
+        .bind(records.iter().map(|r| r.time).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.event.as_str()).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+        .bind(col(|r| r.subject.clone()))
+        .bind(col(|r| r.username.clone()))
+        .bind(col(|r| r.client_id.clone()))
+        .bind(col(|r| r.address.clone()))
+        .bind(col(|r| r.detail.clone()))
+        .bind(col(|r| r.instance.clone()))
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, event, outcome, subject, username, client_id, address, detail, instance \
+             FROM audit_events \
+             WHERE ($1::text IS NULL OR event = $1) AND ($2::text IS NULL OR outcome = $2) \
+               AND ($3::text IS NULL OR subject = $3) AND ($4::text IS NULL OR username = $4) \
+               AND ($5::text IS NULL OR client_id = $5) \
+               AND ($6::timestamptz IS NULL OR at >= $6) AND ($7::timestamptz IS NULL OR at < $7) \
+               AND ($8::bigint IS NULL OR id < $8) \
+             ORDER BY id DESC LIMIT $9",
+        )
+        .bind(q.event.map(AuditEvent::as_str))
+        .bind(q.outcome.map(Outcome::as_str))
+        .bind(&q.subject)
+        .bind(&q.username)
+        .bind(&q.client_id)
+        .bind(q.since)
+        .bind(q.until)
+        .bind(q.before)
+        .bind(q.limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(audit_record).collect()
+    }
+
+    async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// An `audit_events` row.
+fn audit_record(r: &PgRow) -> Result<AuditRecord, StoreError> {
+    let text = |c: &str| r.try_get::<String, _>(c).map_err(err);
+    let opt = |c: &str| r.try_get::<Option<String>, _>(c).map_err(err);
+    let unknown = |c: &str, v: String| StoreError(format!("audit_events.{c}: unknown value {v:?}"));
+    let event = text("event")?;
+    let outcome = text("outcome")?;
+    Ok(AuditRecord {
+        id: r.try_get("id").map_err(err)?,
+        time: r.try_get("at").map_err(err)?,
+        event: AuditEvent::parse(&event).ok_or_else(|| unknown("event", event.clone()))?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| unknown("outcome", outcome.clone()))?,
+        subject: opt("subject")?,
+        username: opt("username")?,
+        client_id: opt("client_id")?,
+        address: opt("address")?,
+        detail: opt("detail")?,
+        instance: opt("instance")?,
+    })
 }

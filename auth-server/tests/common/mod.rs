@@ -142,12 +142,14 @@ pub async fn start_with(
         internal_dir: None,
         ttls,
         rate_limits,
+        audit_retention: std::time::Duration::from_secs(86_400),
         log_level: "warn".into(),
         json_logs: false,
     };
     let secrets = Secrets::load(None).unwrap();
     let admin_token = secrets.admin_token.clone();
-    let state = AppState::new(config, store, KeyStore::development().unwrap(), secrets).unwrap();
+    let (state, _audit_writer) =
+        AppState::new(config, store, KeyStore::development().unwrap(), secrets).unwrap();
     let p = tokio::spawn({
         let app = public_router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         async move {

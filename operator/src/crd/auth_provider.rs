@@ -85,6 +85,13 @@ pub struct AuthProviderSpec {
     #[serde(default)]
     pub rate_limits: RateLimits,
 
+    /// The audit trail: every sign-in, second factor, token issued, refresh-token reuse,
+    /// client registration change and signing-key rotation is recorded in the database (listed
+    /// by `GET /admin/audit` on the admin port) and logged under the target
+    /// `palisade::audit`. Records never hold secrets.
+    #[serde(default)]
+    pub audit: Audit,
+
     /// How upgrades are rolled out and rolled back.
     #[serde(default)]
     pub rollout: Rollout,
@@ -323,6 +330,31 @@ impl Default for Tokens {
             id_token_ttl: default_id_ttl(),
             refresh_token_ttl: default_refresh_ttl(),
             authorization_code_ttl: default_code_ttl(),
+        }
+    }
+}
+
+/// How the audit trail is kept.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Audit {
+    /// How long audit records stay in the database, 1h–87600h (ten years); older ones are
+    /// deleted hourly. Default `720h` (30 days). The log stream is not affected.
+    #[serde(default = "default_audit_retention")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1h') && duration(self) <= duration('87600h')")
+        .message("audit.retention must be between 1h and 87600h"))]
+    pub retention: String,
+}
+
+fn default_audit_retention() -> String {
+    "720h".into()
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            retention: default_audit_retention(),
         }
     }
 }

@@ -101,6 +101,7 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
         database_url: Some(selector(&spec.database.url_secret_ref)),
         redis_url: spec.redis.as_ref().map(|r| selector(&r.url_secret_ref)),
         ttls: Some(token_ttls(spec)),
+        audit_retention_seconds: Some(secs(&spec.audit.retention, 720 * 3600)),
         rate_limits: contract::RateLimits {
             authorize: rate_limit(&rl.authorize),
             token: rate_limit(&rl.token),
@@ -235,6 +236,13 @@ pub(crate) mod tests {
             })
         );
         assert_eq!(p.database_url.unwrap().key, "uri");
+        assert_eq!(p.audit_retention_seconds, Some(30 * 86_400), "default 720h");
+        let mut s = spec();
+        s.audit.retention = "2160h".into();
+        assert_eq!(
+            pod_input(&s, "img").audit_retention_seconds,
+            Some(90 * 86_400)
+        );
         let policy = key_policy(&spec());
         assert_eq!(policy.max_token_ttl, chrono::Duration::seconds(3600));
         assert_eq!(policy.publish_lead, chrono::Duration::hours(24));

@@ -40,6 +40,8 @@ pub struct PodInput {
     pub database_url: Option<SecretKeySelector>,
     pub redis_url: Option<SecretKeySelector>,
     pub ttls: Option<TokenTtls>,
+    /// How long audit records are kept (`None`: the auth-server's default).
+    pub audit_retention_seconds: Option<u64>,
     pub rate_limits: palisade_wire::contract::RateLimits,
     pub resources: Option<ResourceRequirements>,
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -146,6 +148,9 @@ pub fn render_env(input: &PodInput) -> Vec<EnvVar> {
             env::AUTHORIZATION_CODE_TTL,
             ttls.authorization_code.to_string(),
         ));
+    }
+    if let Some(retention) = input.audit_retention_seconds {
+        vars.push(env_value(env::AUDIT_RETENTION, retention.to_string()));
     }
     if let Some(db) = &input.database_url {
         vars.push(env_secret(env::DATABASE_URL, db));
@@ -313,6 +318,7 @@ mod tests {
                 refresh: 86400,
                 authorization_code: 60,
             }),
+            audit_retention_seconds: Some(7 * 86_400),
             resources: Some(ResourceRequirements {
                 limits: Some(BTreeMap::from([(
                     "memory".to_string(),
@@ -453,6 +459,10 @@ mod tests {
             .iter()
             .any(|e| e.name == "PALISADE_ACCESS_TOKEN_TTL_SECONDS"
                 && e.value.as_deref() == Some("900")));
+        assert!(env
+            .iter()
+            .any(|e| e.name == "PALISADE_AUDIT_RETENTION_SECONDS"
+                && e.value.as_deref() == Some("604800")));
         let mounts: Vec<_> = c
             .volume_mounts
             .as_ref()
