@@ -2,6 +2,7 @@
 
 use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
+use palisade_auth_server::audit;
 use palisade_auth_server::config::Config;
 use palisade_auth_server::keys::KeyStore;
 use palisade_auth_server::state::{AppState, Secrets};
@@ -42,7 +43,8 @@ enum Command {
 
 fn init_logs(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(audit::log_directives(&config.log_level))
+        .unwrap_or_else(|_| EnvFilter::new(audit::log_directives("info")));
     if config.json_logs {
         tracing_subscriber::fmt()
             .json()

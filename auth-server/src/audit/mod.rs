@@ -20,6 +20,16 @@ pub use query::AuditQuery;
 /// The tracing target of audit log lines (filter on it to ship them apart).
 pub const LOG_TARGET: &str = "palisade::audit";
 
+/// The log filter for `level` with audit lines kept at every level: the audit trail is not
+/// verbosity. A filter that names the audit target itself is left as it is.
+pub fn log_directives(level: &str) -> String {
+    if level.contains(LOG_TARGET) {
+        level.to_string()
+    } else {
+        format!("{level},{LOG_TARGET}=info")
+    }
+}
+
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -240,5 +250,19 @@ impl WeakAuditLog {
             instance: self.instance.clone(),
             dropped: self.dropped.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_lines_survive_any_log_level_unless_named() {
+        assert_eq!(log_directives("error"), "error,palisade::audit=info");
+        assert_eq!(
+            log_directives("warn,palisade::audit=off"),
+            "warn,palisade::audit=off"
+        );
     }
 }

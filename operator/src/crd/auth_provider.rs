@@ -117,8 +117,9 @@ pub struct AuthProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
 
-    /// Log level of the auth-server: error, warn, info (default), debug or trace. Logs never
-    /// contain secrets or tokens at any level.
+    /// Log level of the auth-server: error, warn, info (default), debug or trace. Audit lines
+    /// (target `palisade::audit`) are written at every level. Logs never contain secrets or
+    /// tokens at any level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
 }
