@@ -37,6 +37,14 @@ pub struct Metrics {
     pub rate_limit_block: Counter,
     /// Rate-limit checks that could not reach Redis and were admitted (fail open).
     pub rate_limiter_errors: Counter,
+    /// Second-factor checks passed (TOTP or recovery code, enrolment confirmations included).
+    pub mfa_success: Counter,
+    /// Wrong, replayed or malformed second-factor codes.
+    pub mfa_failure: Counter,
+    /// Authenticators enrolled.
+    pub mfa_enrolled: Counter,
+    /// Recovery codes used.
+    pub mfa_recovery_code_used: Counter,
 }
 
 impl Default for Metrics {
@@ -54,6 +62,10 @@ impl Default for Metrics {
             refresh_reuse_detected: Counter::default(),
             rate_limit_block: Counter::default(),
             rate_limiter_errors: Counter::default(),
+            mfa_success: Counter::default(),
+            mfa_failure: Counter::default(),
+            mfa_enrolled: Counter::default(),
+            mfa_recovery_code_used: Counter::default(),
         }
     }
 }
@@ -96,6 +108,26 @@ impl Metrics {
             "rate_limiter_errors",
             "Rate-limit checks admitted because Redis was unavailable (fail open)",
             self.rate_limiter_errors.clone(),
+        );
+        r.register(
+            "mfa_success",
+            "Second-factor checks passed (TOTP or recovery code)",
+            self.mfa_success.clone(),
+        );
+        r.register(
+            "mfa_failure",
+            "Second-factor codes refused (wrong, replayed or malformed)",
+            self.mfa_failure.clone(),
+        );
+        r.register(
+            "mfa_enrolled",
+            "TOTP authenticators enrolled",
+            self.mfa_enrolled.clone(),
+        );
+        r.register(
+            "mfa_recovery_code_used",
+            "Recovery codes used to sign in",
+            self.mfa_recovery_code_used.clone(),
         );
     }
 }

@@ -37,6 +37,9 @@ they must not redirect with an HTML page.",
         endpoints::authorize::authorize_post,
         endpoints::login::login_get,
         endpoints::login::login_post,
+        endpoints::mfa::totp_post,
+        endpoints::mfa::enrol_post,
+        endpoints::mfa::continue_post,
         endpoints::token::token,
         endpoints::userinfo::userinfo,
         endpoints::introspect::introspect,
@@ -51,6 +54,7 @@ they must not redirect with an HTML page.",
         admin::users::put,
         admin::users::get,
         admin::users::delete,
+        admin::users::reset_totp,
         admin::metrics,
         admin::openapi,
     ),
@@ -86,13 +90,22 @@ fn rate_limited(path: &str) -> Option<ratelimit::Endpoint> {
         "/revoke" => Endpoint::Revoke,
         "/userinfo" => Endpoint::Userinfo,
         "/authorize" | "/login" => Endpoint::Authorize,
+        "/login/totp" | "/login/totp/enrol" | "/login/totp/continue" => Endpoint::Mfa,
         _ => return None,
     })
 }
 
 /// Paths that answer browsers with HTML pages, errors included.
 fn browser_page(path: &str) -> bool {
-    matches!(path, "/authorize" | "/login" | "/end_session")
+    matches!(
+        path,
+        "/authorize"
+            | "/login"
+            | "/login/totp"
+            | "/login/totp/enrol"
+            | "/login/totp/continue"
+            | "/end_session"
+    )
 }
 
 struct Shared;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub cookies: Arc<Cookies>,
     /// Password hashing with the pepper.
     pub passwords: Arc<Passwords>,
+    /// Encryption of TOTP secrets at rest (key derived from the pepper).
+    pub totp_secrets: Arc<crate::mfa::seal::SecretBox>,
 }
 
 /// The internal Secret's values (files in the internal directory).
@@ -90,6 +92,7 @@ impl AppState {
         metrics.register(&mut registry);
         Ok(AppState {
             cookies: Arc::new(Cookies::new(&secrets.cookie_key, &config.issuer)?),
+            totp_secrets: Arc::new(crate::mfa::seal::SecretBox::new(&secrets.password_pepper)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),
             limiter: Arc::new(rate_limiter(&config, &metrics)?),
             config: Arc::new(config),

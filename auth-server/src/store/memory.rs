@@ -1,7 +1,8 @@
 //! In-memory storage for development and tests (one process, nothing survives a restart).
 
 use super::{
-    CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
+    CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
+    StoreError, TotpEnrolment, User,
 };
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
@@ -22,6 +23,10 @@ pub struct MemoryStore {
     refresh: Mutex<HashMap<String, Once<RefreshGrant>>>,
     revoked_families: Mutex<HashMap<String, DateTime<Utc>>>,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Authenticators by `sub`.
+    totp: Mutex<HashMap<String, TotpEnrolment>>,
+    /// Parked sign-ins and their wrong-code counts.
+    sign_ins: Mutex<HashMap<String, (ParkedSignIn, u32)>>,
 }
 
 /// A single-use redemption under one lock: mark used, report replays.
@@ -99,7 +104,12 @@ impl Store for MemoryStore {
     }
 
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
-        Ok(self.users.write().expect("lock").remove(username).is_some())
+        let removed = self.users.write().expect("lock").remove(username);
+        // As the PostgreSQL foreign key does: the authenticator goes with the user.
+        if let Some(u) = &removed {
+            self.totp.lock().expect("lock").remove(&u.sub);
+        }
+        Ok(removed.is_some())
     }
 
     async fn put_pending(
@@ -204,5 +214,77 @@ impl Store for MemoryStore {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.sessions.lock().expect("lock").remove(token_hash);
         Ok(())
+    }
+
+    async fn totp(&self, sub: &str) -> Result<Option<TotpEnrolment>, StoreError> {
+        Ok(self.totp.lock().expect("lock").get(sub).cloned())
+    }
+
+    async fn enrol_totp(&self, sub: &str, enrolment: &TotpEnrolment) -> Result<bool, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        if map.contains_key(sub) {
+            return Ok(false);
+        }
+        map.insert(sub.to_string(), enrolment.clone());
+        Ok(true)
+    }
+
+    async fn accept_totp_step(&self, sub: &str, step: i64) -> Result<bool, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        match map.get_mut(sub) {
+            Some(e) if crate::mfa::totp::step_is_fresh(e.last_step, step) => {
+                e.last_step = Some(step);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        let Some(e) = map.get_mut(sub) else {
+            return Ok(false);
+        };
+        let before = e.recovery_hashes.len();
+        e.recovery_hashes.retain(|h| h != code_hash);
+        Ok(e.recovery_hashes.len() < before)
+    }
+
+    async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError> {
+        Ok(self.totp.lock().expect("lock").remove(sub).is_some())
+    }
+
+    async fn put_sign_in(&self, id: &str, sign_in: &ParkedSignIn) -> Result<(), StoreError> {
+        let mut map = self.sign_ins.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, (s, _)| s.expires_at > now);
+        map.insert(id.to_string(), (sign_in.clone(), 0));
+        Ok(())
+    }
+
+    async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
+        Ok(self
+            .sign_ins
+            .lock()
+            .expect("lock")
+            .get(id)
+            .map(|(s, _)| s.clone()))
+    }
+
+    async fn take_sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
+        Ok(self
+            .sign_ins
+            .lock()
+            .expect("lock")
+            .remove(id)
+            .map(|(s, _)| s))
+    }
+
+    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let mut map = self.sign_ins.lock().expect("lock");
+        Ok(map.get_mut(id).map(|(_, failures)| {
+            *failures += 1;
+            *failures
+        }))
     }
 }

@@ -115,10 +115,6 @@ impl TestDb {
     }
 }
 
-async fn start(store: Arc<dyn Store>, ttls: Ttls) -> Srv {
-    start_with(store, ttls, None, Default::default()).await
-}
-
 /// A server on `store`, with Redis at `redis_url` (shared rate limits) and `rate_limits`.
 /// Its tasks stop when the test's runtime ends.
 pub async fn start_with(
@@ -127,24 +123,40 @@ pub async fn start_with(
     redis_url: Option<String>,
     rate_limits: palisade_wire::contract::RateLimits,
 ) -> Srv {
+    start_configured(store, ttls, |c| {
+        c.redis_url = redis_url;
+        c.rate_limits = rate_limits;
+    })
+    .await
+}
+
+/// A server on `store` with the test configuration changed by `configure` (policy, rate
+/// limits, Redis). Its tasks stop when the test's runtime ends.
+pub async fn start_configured(
+    store: Arc<dyn Store>,
+    ttls: Ttls,
+    configure: impl FnOnce(&mut Config),
+) -> Srv {
     let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_addr = public.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
     let issuer = format!("http://{public_addr}/t");
-    let config = Config {
+    let mut config = Config {
         issuer: issuer.clone(),
         public_addr,
         admin_addr,
         database_url: None,
-        redis_url,
+        redis_url: None,
         keyset_file: None,
         internal_dir: None,
         ttls,
-        rate_limits,
+        rate_limits: Default::default(),
+        totp_policy: Default::default(),
         log_level: "warn".into(),
         json_logs: false,
     };
+    configure(&mut config);
     let secrets = Secrets::load(None).unwrap();
     let admin_token = secrets.admin_token.clone();
     let state = AppState::new(config, store, KeyStore::development().unwrap(), secrets).unwrap();
@@ -180,6 +192,19 @@ where
     F: FnOnce(Srv) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_configured(backend, ttls, |_| {}, test).await
+}
+
+/// [`run`] with the test configuration changed by `configure`.
+pub async fn run_configured<F, Fut>(
+    backend: Backend,
+    ttls: Ttls,
+    configure: impl FnOnce(&mut Config),
+    test: F,
+) where
+    F: FnOnce(Srv) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let (store, db): (Arc<dyn Store>, Option<TestDb>) = match backend {
         Backend::Memory => (Arc::new(MemoryStore::default()), None),
         Backend::Postgres => {
@@ -191,7 +216,7 @@ where
             (Arc::new(pg), Some(db))
         }
     };
-    let srv = start(store, ttls).await;
+    let srv = start_configured(store, ttls, configure).await;
     let tasks = srv.tasks.clone();
     let result = AssertUnwindSafe(test(srv)).catch_unwind().await;
     for t in tasks.iter() {
