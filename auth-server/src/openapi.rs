@@ -195,22 +195,28 @@ impl Modify for Shared {
 fn shared_responses(op: &mut Operation, limited: bool, page: bool) {
     let responses = &mut op.responses.responses;
     if limited {
-        responses.insert(
-            "429".into(),
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(
-                        "`too_many_requests`: this client address is over the endpoint's \
-                         rate limit (AuthProvider `spec.rateLimits`)",
-                    )
-                    .header(
-                        "Retry-After",
-                        retry_after("Seconds until a request will be admitted"),
-                    )
-                    .content("application/json", error_json())
-                    .build(),
-            ),
-        );
+        let mut description = "`too_many_requests`: this client address is over the endpoint's \
+                               rate limit (AuthProvider `spec.rateLimits`)"
+            .to_string();
+        // A handler that answers 429 itself (an HTML page) keeps its description and content.
+        let own = match responses.get("429") {
+            Some(RefOr::T(r)) => {
+                description = format!("{description}. Or: {}", r.description);
+                r.content.get("text/html").cloned()
+            }
+            _ => None,
+        };
+        let mut limit = ResponseBuilder::new()
+            .description(description)
+            .header(
+                "Retry-After",
+                retry_after("Seconds until a request will be admitted"),
+            )
+            .content("application/json", error_json());
+        if let Some(html) = own {
+            limit = limit.content("text/html", html);
+        }
+        responses.insert("429".into(), RefOr::T(limit.build()));
     }
     if op.request_body.is_some() {
         responses.insert(

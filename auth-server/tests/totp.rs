@@ -302,6 +302,44 @@ on_both_stores_with!(
     five_wrong_codes_end_the_parked_sign_in
 );
 
+async fn ten_wrong_codes_across_sign_ins_make_the_user_wait(srv: Srv) {
+    let client = srv.confidential().await;
+    let username = srv.user().await;
+    let (totp, codes) = enrol(&srv, &client, &username).await;
+    let wrong = wrong_code(&totp);
+    for sign_in in 0..2 {
+        let (flow, page) = Flow::password(&srv, &client, &username).await;
+        for attempt in 1..=5 {
+            let p = flow.post(&srv, &page, "", &wrong).await;
+            let expected = if attempt < 5 { 401 } else { 403 };
+            assert_eq!(p.status, expected, "sign-in {sign_in}, attempt {attempt}");
+        }
+    }
+    // Ten in a row: even the right code (or a recovery code) waits now.
+    let (flow, page) = Flow::password(&srv, &client, &username).await;
+    let p = flow
+        .post(&srv, &page, "", &code_at(&totp, now() + 30))
+        .await;
+    assert_eq!(p.status, 429, "{}", p.body);
+    assert!(p.body.contains("Wait a few minutes"), "{}", p.body);
+    let p = flow.post(&srv, &page, "", &codes[0]).await;
+    assert_eq!(p.status, 429);
+    // Those refusals did not end the sign-in or spend the recovery code.
+    let other_user = srv.user().await;
+    let (flow2, page2) = Flow::password(&srv, &client, &other_user).await;
+    assert!(
+        page2.body.contains("Set up"),
+        "another user is not affected"
+    );
+    drop((flow2, page2));
+    assert_eq!(flow.post(&srv, &page, "", "").await.status, 429);
+}
+on_both_stores_with!(
+    per_user_backoff,
+    TotpPolicy::Required,
+    ten_wrong_codes_across_sign_ins_make_the_user_wait
+);
+
 async fn admin_reset_makes_the_user_enrol_again(srv: Srv) {
     let client = srv.confidential().await;
     let username = srv.user().await;

@@ -42,6 +42,8 @@ const EXPIRED: &str =
     "This sign-in is unknown or has expired. Go back to the application and sign in again.";
 const WRONG_CODE: &str = "That code is not valid. Check your authenticator app and try again.";
 const TOO_MANY: &str = "Too many incorrect codes. Go back to the application and sign in again.";
+const BACKING_OFF: &str =
+    "Too many incorrect codes for this account. Wait a few minutes, then try again.";
 
 fn unavailable() -> Response {
     html::error_page(
@@ -235,6 +237,20 @@ async fn submission(
     })
 }
 
+/// Counts a wrong code against the user's authenticator (the per-user back-off), then
+/// against the parked sign-in.
+async fn wrong_user_code(
+    state: &AppState,
+    s: &Submission,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Response {
+    if state.store.totp_failed(&s.parked.sub, now).await.is_err() {
+        return unavailable();
+    }
+    wrong_code(state, s, reason).await
+}
+
 /// Counts a wrong code: the page again with an error, or the end of the parked sign-in.
 async fn wrong_code(state: &AppState, s: &Submission, reason: &str) -> Response {
     state.metrics.mfa_failure.inc();
@@ -303,6 +319,7 @@ fn methods(m: &[&str]) -> Vec<String> {
         (status = 400, description = "An error page: malformed form, unknown or expired sign-in", content_type = "text/html", body = String),
         (status = 401, description = "The code page again, saying the code is not valid", content_type = "text/html", body = String),
         (status = 403, description = "An error page: CSRF failure, or too many wrong codes (the sign-in ended)", content_type = "text/html", body = String),
+        (status = 429, description = "the code page again: too many wrong codes for this account (per-user back-off)", content_type = "text/html", body = String),
     ),
 )]
 pub async fn totp_post(
@@ -325,6 +342,25 @@ pub async fn totp_post(
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
         Err(_) => return unavailable(),
     };
+    if let Some(until) = policy::backoff_until(enrolment.failures, enrolment.last_failure_at)
+        .filter(|until| *until > now)
+    {
+        tracing::info!(sub = %sub, failures = enrolment.failures, "mfa: code refused, user backing off");
+        let mut resp = page_for(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &s.id,
+            &s.parked,
+            &s.csrf,
+            Some(BACKING_OFF),
+        );
+        let wait = (until - now).num_seconds().max(1).to_string();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait) {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
     let amr = if totp::looks_like_totp(&s.code) {
         let Some(secret) = state.totp_secrets.open(&enrolment.secret_sealed, &sub) else {
             tracing::warn!(sub = %sub, "mfa: stored TOTP secret does not open (key changed?)");
@@ -334,11 +370,11 @@ pub async fn totp_post(
             return unavailable();
         };
         let Some(step) = totp::matched_step(&auth, &s.code, now.timestamp().max(0) as u64) else {
-            return wrong_code(&state, &s, "wrong totp code").await;
+            return wrong_user_code(&state, &s, "wrong totp code", now).await;
         };
         match state.store.accept_totp_step(&sub, step).await {
             Ok(true) => methods(&[PASSWORD, ONE_TIME_PASSWORD, MULTI_FACTOR]),
-            Ok(false) => return wrong_code(&state, &s, "totp code already used").await,
+            Ok(false) => return wrong_user_code(&state, &s, "totp code already used", now).await,
             Err(_) => return unavailable(),
         }
     } else {
@@ -351,7 +387,7 @@ pub async fn totp_post(
                 state.metrics.mfa_recovery_code_used.inc();
                 methods(&[PASSWORD, MULTI_FACTOR, RECOVERY_CODE])
             }
-            Ok(false) => return wrong_code(&state, &s, "wrong recovery code").await,
+            Ok(false) => return wrong_user_code(&state, &s, "wrong recovery code", now).await,
             Err(_) => return unavailable(),
         }
     };
@@ -415,6 +451,8 @@ pub async fn enrol_post(
         last_step: Some(step),
         recovery_hashes: codes.iter().map(|c| recovery::hash(c)).collect(),
         enrolled_at: now,
+        failures: 0,
+        last_failure_at: None,
     };
     match state.store.enrol_totp(&sub, &enrolment).await {
         Ok(true) => {}

@@ -2,7 +2,30 @@
 //! Pure functions of the provider's policy, the user's flags and their enrolment.
 
 use crate::auth_methods::MULTI_FACTOR;
+use chrono::{DateTime, Duration, Utc};
 use palisade_wire::contract::TotpPolicy;
+
+/// Wrong codes a user may present (across sign-ins) before the back-off starts.
+pub const FREE_FAILURES: u32 = 10;
+/// The first wait; it doubles with every further wrong code, up to [`MAX_BACKOFF_SECS`].
+const FIRST_BACKOFF_SECS: i64 = 30;
+/// The longest wait between two guesses once the back-off has grown.
+pub const MAX_BACKOFF_SECS: i64 = 15 * 60;
+
+/// Until when a user who presented `failures` wrong codes in a row, the last at
+/// `last_failure_at`, may not try another code (`None`: now). Someone who knows the password
+/// can restart sign-ins, each ending after five wrong codes; this bounds their guesses per user.
+pub fn backoff_until(
+    failures: u32,
+    last_failure_at: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    let last = last_failure_at?;
+    let over = failures.checked_sub(FREE_FAILURES)?;
+    let secs = FIRST_BACKOFF_SECS
+        .saturating_mul(1i64 << over.min(20))
+        .min(MAX_BACKOFF_SECS);
+    Some(last + Duration::seconds(secs))
+}
 
 /// What the sign-in does after the password was verified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +86,21 @@ mod tests {
     fn required_makes_everyone_enrol_or_verify() {
         assert_eq!(next_step(Required, false, false), NextStep::Enrol);
         assert_eq!(next_step(Required, false, true), NextStep::Verify);
+    }
+
+    #[test]
+    fn the_back_off_starts_after_ten_wrong_codes_and_doubles_up_to_fifteen_minutes() {
+        let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(backoff_until(9, Some(t)), None);
+        assert_eq!(backoff_until(50, None), None, "no failure time, no wait");
+        assert_eq!(backoff_until(10, Some(t)), Some(t + Duration::seconds(30)));
+        assert_eq!(backoff_until(11, Some(t)), Some(t + Duration::seconds(60)));
+        assert_eq!(backoff_until(13, Some(t)), Some(t + Duration::seconds(240)));
+        assert_eq!(backoff_until(15, Some(t)), Some(t + Duration::seconds(900)));
+        assert_eq!(
+            backoff_until(u32::MAX, Some(t)),
+            Some(t + Duration::seconds(900))
+        );
     }
 
     #[test]

@@ -234,6 +234,7 @@ impl Store for MemoryStore {
         match map.get_mut(sub) {
             Some(e) if crate::mfa::totp::step_is_fresh(e.last_step, step) => {
                 e.last_step = Some(step);
+                e.failures = 0;
                 Ok(true)
             }
             _ => Ok(false),
@@ -247,7 +248,23 @@ impl Store for MemoryStore {
         };
         let before = e.recovery_hashes.len();
         e.recovery_hashes.retain(|h| h != code_hash);
-        Ok(e.recovery_hashes.len() < before)
+        let used = e.recovery_hashes.len() < before;
+        if used {
+            e.failures = 0;
+        }
+        Ok(used)
+    }
+
+    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        Ok(match map.get_mut(sub) {
+            Some(e) => {
+                e.failures = e.failures.saturating_add(1);
+                e.last_failure_at = Some(at);
+                e.failures
+            }
+            None => 0,
+        })
     }
 
     async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError> {

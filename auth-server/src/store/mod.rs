@@ -51,6 +51,10 @@ pub struct TotpEnrolment {
     /// Hex SHA-256 of the unused recovery codes.
     pub recovery_hashes: Vec<String>,
     pub enrolled_at: DateTime<Utc>,
+    /// Wrong codes since the last accepted one, across sign-ins (the per-user back-off).
+    pub failures: u32,
+    /// When the last wrong code was presented.
+    pub last_failure_at: Option<DateTime<Utc>>,
 }
 
 /// Where a parked sign-in stands.
@@ -243,10 +247,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new authenticator; `false`, and nothing changed, when the user has one.
     async fn enrol_totp(&self, sub: &str, enrolment: &TotpEnrolment) -> Result<bool, StoreError>;
     /// Accepts time step `step` for the user, atomically: `true` only if it is newer than the
-    /// last accepted step (which it becomes); `false` for a replayed or older step.
+    /// last accepted step (which it becomes, and the failure count is reset); `false` for a
+    /// replayed or older step.
     async fn accept_totp_step(&self, sub: &str, step: i64) -> Result<bool, StoreError>;
-    /// Uses up the recovery code with hash `code_hash`, atomically: `true` once.
+    /// Uses up the recovery code with hash `code_hash`, atomically: `true` once (and the
+    /// failure count is reset).
     async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError>;
+    /// Counts one wrong code for the user at `at`; returns the count (0 without an
+    /// authenticator).
+    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError>;
     /// Removes a user's authenticator and recovery codes; returns whether there was one.
     async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError>;
 

@@ -504,7 +504,8 @@ impl Store for PostgresStore {
 
     async fn totp(&self, sub: &str) -> Result<Option<TotpEnrolment>, StoreError> {
         let row = sqlx::query(
-            "SELECT secret_sealed, last_step, recovery_hashes, enrolled_at FROM user_totp WHERE sub = $1",
+            "SELECT secret_sealed, last_step, recovery_hashes, enrolled_at, failures, last_failure_at
+             FROM user_totp WHERE sub = $1",
         )
         .bind(sub)
         .fetch_optional(&self.pool)
@@ -516,6 +517,8 @@ impl Store for PostgresStore {
                 last_step: r.try_get("last_step").map_err(err)?,
                 recovery_hashes: r.try_get("recovery_hashes").map_err(err)?,
                 enrolled_at: r.try_get("enrolled_at").map_err(err)?,
+                failures: u32::try_from(r.try_get::<i32, _>("failures").map_err(err)?).unwrap_or(0),
+                last_failure_at: r.try_get("last_failure_at").map_err(err)?,
             })
         })
         .transpose()
@@ -540,7 +543,7 @@ impl Store for PostgresStore {
     async fn accept_totp_step(&self, sub: &str, step: i64) -> Result<bool, StoreError> {
         // One conditional UPDATE: of two replicas racing with the same code, one wins.
         let done = sqlx::query(
-            "UPDATE user_totp SET last_step = $2
+            "UPDATE user_totp SET last_step = $2, failures = 0
              WHERE sub = $1 AND (last_step IS NULL OR last_step < $2)",
         )
         .bind(sub)
@@ -553,7 +556,7 @@ impl Store for PostgresStore {
 
     async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE user_totp SET recovery_hashes = array_remove(recovery_hashes, $2)
+            "UPDATE user_totp SET recovery_hashes = array_remove(recovery_hashes, $2), failures = 0
              WHERE sub = $1 AND $2 = ANY(recovery_hashes)",
         )
         .bind(sub)
@@ -562,6 +565,24 @@ impl Store for PostgresStore {
         .await
         .map_err(err)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        let row = sqlx::query(
+            "UPDATE user_totp SET failures = failures + 1, last_failure_at = $2
+             WHERE sub = $1 RETURNING failures",
+        )
+        .bind(sub)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        match row {
+            Some(r) => {
+                Ok(u32::try_from(r.try_get::<i32, _>("failures").map_err(err)?).unwrap_or(0))
+            }
+            None => Ok(0),
+        }
     }
 
     async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError> {
