@@ -366,7 +366,7 @@ pub async fn totp_post(
             tracing::warn!(sub = %sub, "mfa: stored TOTP secret does not open (key changed?)");
             return unavailable();
         };
-        let Ok(auth) = totp::authenticator(&secret, "x", "x") else {
+        let Ok(auth) = totp::generator(&secret) else {
             return unavailable();
         };
         let Some(step) = totp::matched_step(&auth, &s.code, now.timestamp().max(0) as u64) else {
@@ -433,7 +433,7 @@ pub async fn enrol_post(
     let Some(secret) = state.totp_secrets.open(secret_sealed, &sub) else {
         return unavailable();
     };
-    let Ok(auth) = totp::authenticator(&secret, "x", "x") else {
+    let Ok(auth) = totp::generator(&secret) else {
         return unavailable();
     };
     let Some(step) = totp::matched_step(&auth, &s.code, now.timestamp().max(0) as u64) else {

@@ -45,6 +45,17 @@ pub fn authenticator(secret: &[u8], issuer_label: &str, account: &str) -> Result
         .build()
 }
 
+/// The code generator of `secret`, for checking codes (no labels: they only matter in URIs).
+pub fn generator(secret: &[u8]) -> Result<Totp, TotpError> {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(DIGITS)
+        .with_skew(SKEW_STEPS)
+        .with_step_duration(STEP_SECS)
+        .with_secret(secret.to_vec())
+        .build()
+}
+
 /// Whether `code` has the shape of a TOTP code (six digits, spaces ignored) rather than a
 /// recovery code.
 pub fn looks_like_totp(code: &str) -> bool {
@@ -151,6 +162,9 @@ mod tests {
             parsed.generate(1000).to_string(),
             t.generate(1000).to_string()
         );
+        let checker = generator(parsed.secret().as_bytes()).unwrap();
+        let code = t.generate(1000).to_string();
+        assert_eq!(matched_step(&checker, &code, 1000), Some(33));
         let svg = qr_svg(&uri).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{svg}");
     }
