@@ -175,9 +175,17 @@ async fn enrolment_then_totp_sign_in_with_replay_and_window_checks(srv: Srv) {
     assert!(uri.contains("issuer=127.0.0.1"), "{uri}");
     assert_eq!(totp.account_name(), username);
     let secret = totp.secret().to_base32();
-    assert!(page
+    let shown = page
         .body
-        .contains(&format!("<code id=\"totp-secret\">{secret}</code>")));
+        .split("<code id=\"totp-secret\">")
+        .nth(1)
+        .and_then(|s| s.split("</code>").next())
+        .expect("the secret in text");
+    assert_eq!(
+        shown.replace(' ', ""),
+        secret,
+        "the text and the URI carry one secret"
+    );
     assert!(
         page.body.contains("<svg") && page.body.contains("</svg>"),
         "inline QR code"
@@ -604,3 +612,55 @@ async fn mfa_pages_have_their_own_rate_limit() {
     let (url, _) = authorize_url(&srv, &client.id, &[]);
     Browser::default().login_page(&url).await;
 }
+
+async fn users_can_choose_to_enrol_under_the_optional_policy(srv: Srv) {
+    let client = srv.confidential().await;
+    let username = srv.user().await;
+    let (url, verifier) = authorize_url(&srv, &client.id, &[]);
+    let browser = Browser::default();
+    let login = browser.login_page(&url).await;
+    assert!(login.body.contains("name=\"enrol_totp\""), "{}", login.body);
+    let request = login.hidden("request").unwrap();
+    let csrf = login.hidden("csrf").unwrap();
+    let page = browser
+        .post(
+            &srv.url("/login"),
+            &[
+                ("request", request.as_str()),
+                ("csrf", csrf.as_str()),
+                ("username", username.as_str()),
+                ("password", PASSWORD),
+                ("enrol_totp", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let flow = Flow { browser, verifier };
+    let (_, totp) = authenticator(&page);
+    let shown = flow
+        .post(&srv, &page, "/enrol", &code_at(&totp, now()))
+        .await;
+    let done = flow.post(&srv, &shown, "/continue", "").await;
+    let claims = flow.claims(&srv, &client, &done).await;
+    assert_eq!(claims["acr"], "urn:palisade:acr:2fa");
+    // Enrolled: asked from now on, without ticking anything.
+    let (_, page) = Flow::password(&srv, &client, &username).await;
+    assert!(page.body.contains("Two-step verification"), "{}", page.body);
+}
+on_both_stores_with!(
+    self_enrolment,
+    TotpPolicy::Optional,
+    users_can_choose_to_enrol_under_the_optional_policy
+);
+
+async fn required_policy_offers_no_checkbox(srv: Srv) {
+    let client = srv.confidential().await;
+    let (url, _) = authorize_url(&srv, &client.id, &[]);
+    let login = Browser::default().login_page(&url).await;
+    assert!(!login.body.contains("enrol_totp"));
+}
+on_both_stores_with!(
+    no_checkbox_when_required,
+    TotpPolicy::Required,
+    required_policy_offers_no_checkbox
+);

@@ -31,6 +31,8 @@ h1{margin:0 0 1.25rem;font-size:1.375rem;font-weight:600}\
 label{display:block;margin:.75rem 0 .25rem;font-size:.875rem;font-weight:500}\
 input{width:100%;padding:.55rem .7rem;border:1px solid #d1d5db;border-radius:.375rem;font:inherit}\
 input:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
+input[type=checkbox]{width:auto;margin:0 .5rem 0 0;vertical-align:middle}\
+label.check{font-weight:400;margin-top:1rem}\
 button{width:100%;margin-top:1.25rem;padding:.6rem;border:0;border-radius:.375rem;\
 background:#2563eb;color:#fff;font:inherit;font-weight:600;cursor:pointer}\
 button:hover{background:#1d4ed8}\
@@ -95,6 +97,8 @@ pub struct LoginForm<'a> {
     pub csrf: &'a str,
     pub client_name: &'a str,
     pub error: Option<&'a str>,
+    /// Offer the `enrol_totp` checkbox (self-enrolment under the `Optional` TOTP policy).
+    pub offer_totp_enrolment: bool,
 }
 
 /// The login page.
@@ -110,7 +114,13 @@ pub fn login_page(status: StatusCode, f: &LoginForm<'_>) -> Response {
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
 <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\">\n\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\">\n\
-<button type=\"submit\">Sign in</button>\n</form>",
+{enrol}<button type=\"submit\">Sign in</button>\n</form>",
+        enrol = if f.offer_totp_enrolment {
+            "<label class=\"check\"><input type=\"checkbox\" name=\"enrol_totp\" value=\"1\">\
+Set up two-step verification</label>\n"
+        } else {
+            ""
+        },
         client = escape(f.client_name),
         action = escape(f.action),
         request = escape(f.request_id),
@@ -246,6 +256,7 @@ mod tests {
                 csrf: "c\"srf",
                 client_name: "<App>",
                 error: Some("Incorrect username or password."),
+                offer_totp_enrolment: false,
             },
         );
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);

@@ -78,6 +78,8 @@ async fn form_page(
             csrf,
             client_name: &client_name(state, &pending.request.client_id).await,
             error,
+            offer_totp_enrolment: state.config.totp_policy
+                == palisade_wire::contract::TotpPolicy::Optional,
         },
     )
 }
@@ -100,6 +102,10 @@ pub struct LoginSubmission {
     pub csrf: String,
     pub username: String,
     pub password: String,
+    /// `1` to set up a TOTP authenticator after the password (offered under the `Optional`
+    /// policy to users without one).
+    #[schema(nullable = false)]
+    pub enrol_totp: Option<String>,
 }
 
 /// GET `/login?request=<id>`.
@@ -217,7 +223,7 @@ pub async fn login_post(
             .await;
         }
     };
-    let next = match super::mfa::next_step(&state, &user).await {
+    let next = match super::mfa::next_step(&state, &user, field("enrol_totp") == "1").await {
         Ok(n) => n,
         Err(_) => {
             return html::error_page(

@@ -57,12 +57,12 @@ fn path(state: &AppState, tail: &str) -> String {
 }
 
 /// What `/login` does after a correct password: the [`NextStep`] for this user under the
-/// provider's policy.
-pub async fn next_step(state: &AppState, user: &User) -> Result<NextStep, StoreError> {
+/// provider's policy; `asked` when the user ticked "Set up two-step verification".
+pub async fn next_step(state: &AppState, user: &User, asked: bool) -> Result<NextStep, StoreError> {
     let enrolled = state.store.totp(&user.sub).await?.is_some();
     Ok(policy::next_step(
         state.config.totp_policy,
-        user.mfa_required,
+        user.mfa_required || asked,
         enrolled,
     ))
 }
@@ -143,9 +143,18 @@ fn page_for(
             let Ok(auth) = totp::authenticator(&secret, &label, &parked.username) else {
                 return unavailable();
             };
-            let (Ok(uri), secret_base32) = (auth.to_url(), auth.secret().to_base32()) else {
+            let Ok(uri) = auth.to_url() else {
                 return unavailable();
             };
+            // Groups of four for typing by hand (apps ignore the spaces).
+            let secret_base32 = auth
+                .secret()
+                .to_base32()
+                .as_bytes()
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
             html::enrol_page(
                 status,
                 &EnrolForm {

@@ -38,8 +38,9 @@ pub enum NextStep {
     Enrol,
 }
 
-/// The step after a correct password, under `policy`, for a user with the admin flag
-/// `mfa_required` who has (`enrolled`) or has not an authenticator.
+/// The step after a correct password, under `policy`, for a user who must use a second factor
+/// (`mfa_required`: the admin flag, or the user asked to enrol) and has (`enrolled`) or has not
+/// an authenticator.
 pub fn next_step(policy: TotpPolicy, mfa_required: bool, enrolled: bool) -> NextStep {
     match (policy, enrolled) {
         (TotpPolicy::Disabled, _) => NextStep::Done,
