@@ -7,6 +7,9 @@ pub const PASSWORD: &str = "pwd";
 pub const ONE_TIME_PASSWORD: &str = "otp";
 /// More than one factor (RFC 8176 `mfa`).
 pub const MULTI_FACTOR: &str = "mfa";
+/// A single-use recovery code instead of the authenticator. RFC 8176 has no value for it, so
+/// a collision-resistant name (§2 allows them) tells relying parties it was not a TOTP code.
+pub const RECOVERY_CODE: &str = "urn:palisade:amr:recovery-code";
 
 /// `acr` of a sign-in with one factor.
 pub const ACR_SINGLE_FACTOR: &str = "urn:palisade:acr:1fa";

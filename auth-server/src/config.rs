@@ -1,6 +1,6 @@
 //! Configuration from the environment (the pod contract of `palisade_wire::contract`) and flags.
 
-use palisade_wire::contract::{self, env, RateLimits};
+use palisade_wire::contract::{self, env, RateLimits, TotpPolicy};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -32,6 +32,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// How long audit records are kept.
     pub audit_retention: std::time::Duration,
+    /// When the TOTP second factor is asked for (default `Optional`).
+    pub totp_policy: TotpPolicy,
     pub log_level: String,
     pub json_logs: bool,
 }
@@ -75,6 +77,15 @@ impl Config {
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             anyhow::bail!("{} must be an http(s) URL, got {issuer:?}", env::ISSUER);
         }
+        let totp_policy = match var(env::TOTP_POLICY) {
+            Some(v) => TotpPolicy::parse(&v).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} must be Disabled, Optional or Required, got {v:?}",
+                    env::TOTP_POLICY
+                )
+            })?,
+            None => TotpPolicy::default(),
+        };
         Ok(Config {
             issuer,
             public_addr: var(env::PUBLIC_ADDR)
@@ -99,6 +110,7 @@ impl Config {
                 env::AUDIT_RETENTION,
                 DEFAULT_AUDIT_RETENTION_SECS,
             )?),
+            totp_policy,
             log_level: var(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
             json_logs: var(env::LOG_FORMAT).as_deref() == Some("json"),
         })

@@ -13,6 +13,7 @@ pub mod error;
 pub mod grants;
 pub mod keys;
 pub mod metrics;
+pub mod mfa;
 pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
@@ -172,6 +173,27 @@ pub fn public_router(state: AppState) -> Router {
                 )),
         )
         .route(
+            "/login/totp",
+            post(endpoints::mfa::totp_post).route_layer(middleware::from_fn_with_state(
+                (state.clone(), Endpoint::Mfa),
+                rate_limited,
+            )),
+        )
+        .route(
+            "/login/totp/enrol",
+            post(endpoints::mfa::enrol_post).route_layer(middleware::from_fn_with_state(
+                (state.clone(), Endpoint::Mfa),
+                rate_limited,
+            )),
+        )
+        .route(
+            "/login/totp/continue",
+            post(endpoints::mfa::continue_post).route_layer(middleware::from_fn_with_state(
+                (state.clone(), Endpoint::Mfa),
+                rate_limited,
+            )),
+        )
+        .route(
             "/end_session",
             get(endpoints::end_session::end_session_get)
                 .post(endpoints::end_session::end_session_post),
@@ -210,6 +232,13 @@ pub fn admin_router(state: AppState) -> Router {
                 .delete(admin::users::delete),
         )
         .route("/admin/audit", get(admin::audit::list))
+        .route(
+            &format!(
+                "{}/{{username}}/totp",
+                palisade_wire::contract::ADMIN_USERS_PATH
+            ),
+            axum::routing::delete(admin::users::reset_totp),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,

@@ -155,6 +155,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 email_verified: true,
                 name: Some("Development User".into()),
                 disabled: false,
+                mfa_required: false,
             })
             .await?;
         // Development only (in-memory store): print what a developer needs to try it.

@@ -41,6 +41,14 @@ pub struct Metrics {
     pub audit_dropped: Counter,
     /// Batches of audit records the store refused (retried).
     pub audit_write_errors: Counter,
+    /// Second-factor checks passed (TOTP or recovery code, enrolment confirmations included).
+    pub mfa_success: Counter,
+    /// Wrong, replayed or malformed second-factor codes.
+    pub mfa_failure: Counter,
+    /// Authenticators enrolled.
+    pub mfa_enrolled: Counter,
+    /// Recovery codes used.
+    pub mfa_recovery_code_used: Counter,
 }
 
 impl Default for Metrics {
@@ -60,6 +68,10 @@ impl Default for Metrics {
             rate_limiter_errors: Counter::default(),
             audit_dropped: Counter::default(),
             audit_write_errors: Counter::default(),
+            mfa_success: Counter::default(),
+            mfa_failure: Counter::default(),
+            mfa_enrolled: Counter::default(),
+            mfa_recovery_code_used: Counter::default(),
         }
     }
 }
@@ -112,6 +124,26 @@ impl Metrics {
             "audit_write_errors",
             "Batches of audit records the store refused (retried)",
             self.audit_write_errors.clone(),
+        );
+        r.register(
+            "mfa_success",
+            "Second-factor checks passed (TOTP or recovery code)",
+            self.mfa_success.clone(),
+        );
+        r.register(
+            "mfa_failure",
+            "Second-factor codes refused (wrong, replayed or malformed)",
+            self.mfa_failure.clone(),
+        );
+        r.register(
+            "mfa_enrolled",
+            "TOTP authenticators enrolled",
+            self.mfa_enrolled.clone(),
+        );
+        r.register(
+            "mfa_recovery_code_used",
+            "Recovery codes used to sign in",
+            self.mfa_recovery_code_used.clone(),
         );
     }
 }

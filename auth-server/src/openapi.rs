@@ -37,6 +37,9 @@ they must not redirect with an HTML page.",
         endpoints::authorize::authorize_post,
         endpoints::login::login_get,
         endpoints::login::login_post,
+        endpoints::mfa::totp_post,
+        endpoints::mfa::enrol_post,
+        endpoints::mfa::continue_post,
         endpoints::token::token,
         endpoints::userinfo::userinfo,
         endpoints::introspect::introspect,
@@ -52,6 +55,7 @@ they must not redirect with an HTML page.",
         admin::users::get,
         admin::users::delete,
         admin::audit::list,
+        admin::users::reset_totp,
         admin::metrics,
         admin::openapi,
     ),
@@ -87,13 +91,22 @@ fn rate_limited(path: &str) -> Option<ratelimit::Endpoint> {
         "/revoke" => Endpoint::Revoke,
         "/userinfo" => Endpoint::Userinfo,
         "/authorize" | "/login" => Endpoint::Authorize,
+        "/login/totp" | "/login/totp/enrol" | "/login/totp/continue" => Endpoint::Mfa,
         _ => return None,
     })
 }
 
 /// Paths that answer browsers with HTML pages, errors included.
 fn browser_page(path: &str) -> bool {
-    matches!(path, "/authorize" | "/login" | "/end_session")
+    matches!(
+        path,
+        "/authorize"
+            | "/login"
+            | "/login/totp"
+            | "/login/totp/enrol"
+            | "/login/totp/continue"
+            | "/end_session"
+    )
 }
 
 struct Shared;
@@ -183,22 +196,28 @@ impl Modify for Shared {
 fn shared_responses(op: &mut Operation, limited: bool, page: bool) {
     let responses = &mut op.responses.responses;
     if limited {
-        responses.insert(
-            "429".into(),
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(
-                        "`too_many_requests`: this client address is over the endpoint's \
-                         rate limit (AuthProvider `spec.rateLimits`)",
-                    )
-                    .header(
-                        "Retry-After",
-                        retry_after("Seconds until a request will be admitted"),
-                    )
-                    .content("application/json", error_json())
-                    .build(),
-            ),
-        );
+        let mut description = "`too_many_requests`: this client address is over the endpoint's \
+                               rate limit (AuthProvider `spec.rateLimits`)"
+            .to_string();
+        // A handler that answers 429 itself (an HTML page) keeps its description and content.
+        let own = match responses.get("429") {
+            Some(RefOr::T(r)) => {
+                description = format!("{description}. Or: {}", r.description);
+                r.content.get("text/html").cloned()
+            }
+            _ => None,
+        };
+        let mut limit = ResponseBuilder::new()
+            .description(description)
+            .header(
+                "Retry-After",
+                retry_after("Seconds until a request will be admitted"),
+            )
+            .content("application/json", error_json());
+        if let Some(html) = own {
+            limit = limit.content("text/html", html);
+        }
+        responses.insert("429".into(), RefOr::T(limit.build()));
     }
     if op.request_body.is_some() {
         responses.insert(

@@ -46,6 +46,8 @@ pub enum Endpoint {
     Userinfo,
     Introspect,
     Revoke,
+    /// The second-factor pages (TOTP or recovery code, enrolment).
+    Mfa,
 }
 
 /// The rate limits, with buckets in this process or shared through Redis.
@@ -105,6 +107,7 @@ impl RateLimiter {
             Endpoint::Userinfo => self.limits.userinfo,
             Endpoint::Introspect => self.limits.introspect,
             Endpoint::Revoke => self.limits.revoke,
+            Endpoint::Mfa => self.limits.mfa,
         }
     }
 

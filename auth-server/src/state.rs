@@ -33,6 +33,8 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     /// The audit trail.
     pub audit: AuditLog,
+    /// Encryption of TOTP secrets at rest (key derived from the pepper).
+    pub totp_secrets: Arc<crate::mfa::seal::SecretBox>,
 }
 
 /// The internal Secret's values (files in the internal directory).
@@ -113,6 +115,7 @@ impl AppState {
         let state = AppState {
             audit: queue_log(&queue, &metrics),
             cookies: Arc::new(Cookies::new(&secrets.cookie_key, &config.issuer)?),
+            totp_secrets: Arc::new(crate::mfa::seal::SecretBox::new(&secrets.password_pepper)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),
             limiter: Arc::new(rate_limiter(&config, &metrics)?),
             config: Arc::new(config),

@@ -14,7 +14,6 @@ use palisade_wire::registration::{
 use serde_json::Value;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Log lines captured from this test's thread.
 #[derive(Clone, Default)]
@@ -36,35 +35,6 @@ impl Captured {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
-    }
-}
-
-async fn audit(srv: &Srv, query: &str) -> (u16, Value) {
-    let resp = srv
-        .http
-        .get(format!("{}/admin/audit?{query}", srv.admin))
-        .bearer_auth(&srv.admin_token)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or_default(),
-    )
-}
-
-/// The records of `query`, waiting (the writer is asynchronous) until there are `n`.
-async fn records(srv: &Srv, query: &str, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let (status, page) = audit(srv, query).await;
-        assert_eq!(status, 200, "{page}");
-        let found = page["records"].as_array().cloned().unwrap_or_default();
-        if found.len() >= n || tokio::time::Instant::now() > deadline {
-            assert_eq!(found.len(), n, "records of {query}: {found:#?}");
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -115,7 +85,7 @@ async fn scripted_session(server: Srv) {
         id: reg.client_id.clone(),
         secret: Some(secret.clone()),
     };
-    let changes = records(srv, "event=client_registration", 2).await;
+    let changes = srv.audit_records("event=client_registration", 2).await;
     assert_eq!(changes[0]["detail"], "updated");
     assert_eq!(changes[1]["detail"], "created");
     assert!(changes.iter().all(|r| r["clientId"] == web.id.as_str()));
@@ -141,7 +111,7 @@ async fn scripted_session(server: Srv) {
     let (status, tokens) = srv.exchange_code(&web, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
 
-    let failed = records(srv, "event=login&outcome=failure", 2).await;
+    let failed = srv.audit_records("event=login&outcome=failure", 2).await;
     let sub = failed[1]["subject"]
         .as_str()
         .expect("the user's sub")
@@ -155,7 +125,7 @@ async fn scripted_session(server: Srv) {
         failed[0]
     );
     assert_eq!(failed[0]["detail"], "unknown username");
-    let ok = records(srv, "event=login&outcome=success", 1).await;
+    let ok = srv.audit_records("event=login&outcome=success", 1).await;
     assert_eq!(ok[0]["subject"], sub.as_str());
     assert_eq!(ok[0]["clientId"], web.id.as_str());
     assert_eq!(ok[0]["detail"], "pwd");
@@ -170,7 +140,7 @@ async fn scripted_session(server: Srv) {
     assert_eq!(status, 200, "{refreshed}");
     let (status, _) = srv.token(&web, &refresh).await;
     assert_eq!(status, 400);
-    let reuse = records(srv, "event=refresh_reuse", 1).await;
+    let reuse = srv.audit_records("event=refresh_reuse", 1).await;
     assert_eq!(reuse[0]["subject"], sub.as_str());
     assert_eq!(reuse[0]["clientId"], web.id.as_str());
     assert_eq!(reuse[0]["outcome"], "failure");
@@ -193,7 +163,7 @@ async fn scripted_session(server: Srv) {
     let (status, cc) = srv.token(&m, &[("grant_type", "client_credentials")]).await;
     assert_eq!(status, 200, "{cc}");
 
-    let issued = records(srv, "event=token_issued", 3).await;
+    let issued = srv.audit_records("event=token_issued", 3).await;
     let grants: Vec<&str> = issued
         .iter()
         .map(|r| r["detail"].as_str().unwrap())
@@ -219,7 +189,7 @@ async fn scripted_session(server: Srv) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
-    let removed = records(srv, &format!("client_id={}", m.id), 3).await;
+    let removed = srv.audit_records(&format!("client_id={}", m.id), 3).await;
     let details: Vec<&str> = removed
         .iter()
         .map(|r| r["detail"].as_str().unwrap())
@@ -243,18 +213,18 @@ async fn scripted_session(server: Srv) {
         })
         .unwrap(),
     );
-    let rotated = records(srv, "event=key_rotation", 1).await;
+    let rotated = srv.audit_records("event=key_rotation", 1).await;
     assert_eq!(rotated[0]["detail"], format!("{old_kid} -> {new_kid}"));
 
     // Filters and pages.
-    let mine = records(srv, &format!("subject={sub}"), 5).await;
+    let mine = srv.audit_records(&format!("subject={sub}"), 5).await;
     assert!(mine.iter().all(|r| r["subject"] == sub.as_str()));
-    let by_name = records(srv, &format!("username={username}"), 2).await;
+    let by_name = srv.audit_records(&format!("username={username}"), 2).await;
     assert!(by_name.iter().all(|r| r["event"] == "login"));
-    let (_, page1) = audit(srv, "limit=4").await;
+    let (_, page1) = srv.audit("limit=4").await;
     let next = page1["next"].as_i64().expect("a next page");
-    let (_, page2) = audit(srv, &format!("limit=100&before={next}")).await;
-    let all = records(srv, "limit=1000", 12).await;
+    let (_, page2) = srv.audit(&format!("limit=100&before={next}")).await;
+    let all = srv.audit_records("limit=1000", 12).await;
     let ids = |v: &Value| -> Vec<i64> {
         v["records"]
             .as_array()
@@ -268,14 +238,14 @@ async fn scripted_session(server: Srv) {
     assert_eq!(paged, every, "two pages are the whole trail, newest first");
     assert!(page2.get("next").is_none(), "the last page has no next");
     let future = "since=2999-01-01T00:00:00Z";
-    assert!(records(srv, future, 0).await.is_empty());
+    assert!(srv.audit_records(future, 0).await.is_empty());
 
     // Bad filters are named; the trail needs the admin token.
-    let (status, err) = audit(srv, "event=logon").await;
+    let (status, err) = srv.audit("event=logon").await;
     assert_eq!(status, 400);
     assert_eq!(err["error"], "invalid_request");
     assert!(err["error_description"].as_str().unwrap().contains("event"));
-    let (status, err) = audit(srv, "since=yesterday").await;
+    let (status, err) = srv.audit("since=yesterday").await;
     assert_eq!(
         (status, err["error"].as_str()),
         (400, Some("invalid_request"))

@@ -21,6 +21,7 @@ async fn documented_429s_are_exactly_the_rate_limited_routes() {
         userinfo: one,
         introspect: one,
         revoke: one,
+        mfa: one,
         trusted_proxies: vec![],
     };
     let srv = common::start_with(
@@ -71,6 +72,7 @@ async fn documented_429s_are_exactly_the_rate_limited_routes() {
             }
         }
     }
-    // authorize (GET, POST), login (GET, POST), token, userinfo (GET, POST), introspect, revoke.
-    assert_eq!(limited, 9);
+    // authorize (GET, POST), login (GET, POST), token, userinfo (GET, POST), introspect, revoke,
+    // and the second-factor forms (login/totp, login/totp/enrol, login/totp/continue).
+    assert_eq!(limited, 12);
 }

@@ -124,6 +124,11 @@ async fn invalid_resources_are_rejected_with_a_clear_message() {
             "Unsupported value: \"HS256\"",
         ),
         (
+            "unknown TOTP policy",
+            provider(json!({"mfa": {"totp": "Always"}})),
+            "Unsupported value: \"Always\"",
+        ),
+        (
             "selector policy without selector",
             provider(json!({"clientNamespaces": {"policy": "Selector"}})),
             "clientNamespaces.selector is required",

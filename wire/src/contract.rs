@@ -60,6 +60,9 @@ pub mod env {
     pub const LOG_LEVEL: &str = "PALISADE_LOG_LEVEL";
     /// `json` (production) or `text`.
     pub const LOG_FORMAT: &str = "PALISADE_LOG_FORMAT";
+    /// TOTP second-factor policy: one of [`crate::contract::TotpPolicy`]'s names
+    /// (`Disabled`, `Optional`, `Required`); absent means `Optional`.
+    pub const TOTP_POLICY: &str = "PALISADE_TOTP_POLICY";
 }
 
 use serde::{Deserialize, Serialize};
@@ -88,9 +91,50 @@ pub struct RateLimits {
     pub introspect: Option<RateLimit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RateLimit>,
+    /// The second-factor pages (TOTP or recovery code, and TOTP enrolment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<RateLimit>,
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+}
+
+/// When users must sign in with a TOTP second factor after their password.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum TotpPolicy {
+    /// No TOTP step, even for users who enrolled an authenticator.
+    Disabled,
+    /// Users who enrolled an authenticator, and users an administrator marked `mfaRequired`,
+    /// sign in with TOTP; everyone else with a password alone.
+    #[default]
+    Optional,
+    /// Every user signs in with TOTP; a user without an authenticator enrols one at their
+    /// next sign-in.
+    Required,
+}
+
+impl TotpPolicy {
+    /// The name rendered into [`env::TOTP_POLICY`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpPolicy::Disabled => "Disabled",
+            TotpPolicy::Optional => "Optional",
+            TotpPolicy::Required => "Required",
+        }
+    }
+
+    /// Parses a name written by [`TotpPolicy::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            TotpPolicy::Disabled,
+            TotpPolicy::Optional,
+            TotpPolicy::Required,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
 }
 
 /// What `palisade-auth-server migrate` reports when it is done, on stdout and in the
@@ -121,5 +165,23 @@ pub mod migration {
             assert_eq!(super::parse_report("Error: connection refused"), None);
             assert_eq!(super::parse_report("schema version x"), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TotpPolicy;
+
+    #[test]
+    fn totp_policy_names_round_trip_and_others_are_refused() {
+        for p in [
+            TotpPolicy::Disabled,
+            TotpPolicy::Optional,
+            TotpPolicy::Required,
+        ] {
+            assert_eq!(TotpPolicy::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(TotpPolicy::parse("required"), None);
+        assert_eq!(TotpPolicy::default(), TotpPolicy::Optional);
     }
 }

@@ -1,6 +1,7 @@
 //! `PUT/GET/DELETE /admin/users/{username}`: the user registry (idempotent). Passwords arrive
 //! in clear over the admin port and are stored only as peppered argon2id hashes; nothing
-//! returned ever contains a hash.
+//! returned ever contains a hash. `DELETE /admin/users/{username}/totp` resets a lost
+//! authenticator; the TOTP secret and recovery codes are never returned.
 
 use crate::endpoints::storable;
 use crate::error::{ErrorBody, OAuthError};
@@ -23,6 +24,7 @@ pub const MIN_PASSWORD_LEN: usize = 8;
     "email": "alice@example.com",
     "emailVerified": true,
     "name": "Alice Example",
+    "mfaRequired": true,
 }))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserUpdate {
@@ -41,6 +43,11 @@ pub struct UserUpdate {
     /// A disabled user cannot sign in, and their sessions and refresh tokens stop working.
     #[serde(default)]
     pub disabled: bool,
+    /// The user must sign in with a TOTP second factor and enrols an authenticator at their
+    /// next sign-in if they have none. Matters under the provider's `Optional` TOTP policy
+    /// (under `Required` everyone must; under `Disabled` nobody is asked).
+    #[serde(default)]
+    pub mfa_required: bool,
 }
 
 /// A user as the admin API shows it (no password hash).
@@ -56,6 +63,10 @@ pub struct UserView {
     pub disabled: bool,
     /// Whether a password is set (the hash itself is never shown).
     pub has_password: bool,
+    /// Whether the user must use a TOTP second factor (see `UserUpdate.mfaRequired`).
+    pub mfa_required: bool,
+    /// Whether the user has enrolled a TOTP authenticator (its secret is never shown).
+    pub totp_enrolled: bool,
 }
 
 impl From<User> for UserView {
@@ -68,6 +79,8 @@ impl From<User> for UserView {
             email_verified: u.email_verified,
             name: u.name,
             disabled: u.disabled,
+            mfa_required: u.mfa_required,
+            totp_enrolled: false,
         }
     }
 }
@@ -160,9 +173,10 @@ pub async fn put(
         email_verified: update.email_verified,
         name: update.name,
         disabled: update.disabled,
+        mfa_required: update.mfa_required,
     };
     state.store.put_user(&user).await?;
-    tracing::info!(sub = %user.sub, created, disabled = user.disabled, "user saved");
+    tracing::info!(sub = %user.sub, created, disabled = user.disabled, mfa_required = user.mfa_required, "user saved");
     Ok(if created {
         StatusCode::CREATED
     } else {
@@ -194,12 +208,64 @@ pub async fn get(
     if !storable(&username) {
         return Err(OAuthError::NotFound);
     }
-    state
+    let user = state
         .store
         .user(&username)
         .await?
-        .map(|u| Json(u.into()))
-        .ok_or(OAuthError::NotFound)
+        .ok_or(OAuthError::NotFound)?;
+    let totp_enrolled = state.store.totp(&user.sub).await?.is_some();
+    Ok(Json(UserView {
+        totp_enrolled,
+        ..user.into()
+    }))
+}
+
+/// Resets a user's TOTP authenticator (lost or replaced): removes the secret and the recovery
+/// codes, so the user enrols a new authenticator at their next sign-in if the policy asks for
+/// one. Idempotent; an unknown user is a 404.
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{username}/totp",
+    tag = "admin",
+    operation_id = "reset_user_totp",
+    params(("username" = String, Path, description = "1 to 256 bytes, no spaces or control characters", min_length = 1, example = "alice")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 204, description = "Reset (or there was no authenticator)"),
+        (status = 401, description = "`invalid_token`: the admin token is missing or wrong", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 400, description = "`invalid_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+    ),
+)]
+pub async fn reset_totp(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, OAuthError> {
+    let username = super::path_param(path)?;
+    if !storable(&username) {
+        return Err(OAuthError::NotFound);
+    }
+    let user = state
+        .store
+        .user(&username)
+        .await?
+        .ok_or(OAuthError::NotFound)?;
+    let removed = state.store.delete_totp(&user.sub).await?;
+    tracing::info!(sub = %user.sub, removed, "mfa: authenticator reset by an administrator");
+    if removed {
+        state.audit.record(
+            crate::audit::AuditRecord::new(
+                crate::audit::AuditEvent::Mfa,
+                crate::audit::Outcome::Success,
+                chrono::Utc::now(),
+            )
+            .subject(&user.sub)
+            .username(&user.username)
+            .detail("authenticator reset by an administrator"),
+        );
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Removes a user; an unknown user is a 404.
@@ -242,6 +308,7 @@ mod tests {
             email_verified: true,
             name: None,
             disabled: false,
+            mfa_required: false,
         }
     }
 
@@ -266,8 +333,10 @@ mod tests {
             email_verified: false,
             name: None,
             disabled: false,
+            mfa_required: true,
         });
         let json = serde_json::to_string(&view).unwrap();
         assert!(!json.contains("argon2") && json.contains("\"hasPassword\":true"));
+        assert!(json.contains("\"mfaRequired\":true") && json.contains("\"totpEnrolled\":false"));
     }
 }

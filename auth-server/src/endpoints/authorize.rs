@@ -480,6 +480,22 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
     };
     let usable =
         session.filter(|(s, _)| !v.prompt_login && session_fresh_enough(s, v.request.max_age, now));
+    // A session without the second factor this user now needs does not count (re-prompt).
+    let usable = match usable {
+        Some((session, user)) => match super::mfa::session_suffices(state, &session, &user).await {
+            Ok(true) => Some((session, user)),
+            Ok(false) => None,
+            Err(_) => {
+                return error_redirect(
+                    issuer,
+                    redirect_uri,
+                    state_param,
+                    &AuthorizationError::TemporarilyUnavailable,
+                )
+            }
+        },
+        None => None,
+    };
     if let Some((session, _user)) = usable {
         return issue_code(state, v.request, &session, now).await;
     }

@@ -31,11 +31,16 @@ h1{margin:0 0 1.25rem;font-size:1.375rem;font-weight:600}\
 label{display:block;margin:.75rem 0 .25rem;font-size:.875rem;font-weight:500}\
 input{width:100%;padding:.55rem .7rem;border:1px solid #d1d5db;border-radius:.375rem;font:inherit}\
 input:focus{outline:2px solid #2563eb;outline-offset:1px;border-color:#2563eb}\
+input[type=checkbox]{width:auto;margin:0 .5rem 0 0;vertical-align:middle}\
+label.check{font-weight:400;margin-top:1rem}\
 button{width:100%;margin-top:1.25rem;padding:.6rem;border:0;border-radius:.375rem;\
 background:#2563eb;color:#fff;font:inherit;font-weight:600;cursor:pointer}\
 button:hover{background:#1d4ed8}\
 .error{margin:0 0 .5rem;padding:.5rem .75rem;border-radius:.375rem;background:#fef2f2;color:#991b1b;font-size:.875rem}\
-.muted{color:#6b7280;font-size:.875rem}";
+.muted{color:#6b7280;font-size:.875rem}\
+.qr{display:flex;justify-content:center;margin:.5rem 0}\
+code{font:.9375rem/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all}\
+ul.codes{columns:2;padding-left:1.25rem;margin:.5rem 0}";
 
 /// A complete page: `title` (escaped) and `body` (already HTML).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -92,6 +97,8 @@ pub struct LoginForm<'a> {
     pub csrf: &'a str,
     pub client_name: &'a str,
     pub error: Option<&'a str>,
+    /// Offer the `enrol_totp` checkbox (self-enrolment under the `Optional` TOTP policy).
+    pub offer_totp_enrolment: bool,
 }
 
 /// The login page.
@@ -107,13 +114,124 @@ pub fn login_page(status: StatusCode, f: &LoginForm<'_>) -> Response {
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
 <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\">\n\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\">\n\
-<button type=\"submit\">Sign in</button>\n</form>",
+{enrol}<button type=\"submit\">Sign in</button>\n</form>",
+        enrol = if f.offer_totp_enrolment {
+            "<label class=\"check\"><input type=\"checkbox\" name=\"enrol_totp\" value=\"1\">\
+Set up two-step verification</label>\n"
+        } else {
+            ""
+        },
         client = escape(f.client_name),
         action = escape(f.action),
         request = escape(f.request_id),
         csrf = escape(f.csrf),
     );
     page(status, "Sign in", &body)
+}
+
+/// Hidden fields every second-factor form carries: the parked sign-in and the CSRF token.
+fn sign_in_fields(sign_in: &str, csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"signin\" value=\"{}\">\n\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n",
+        escape(sign_in),
+        escape(csrf)
+    )
+}
+
+fn error_line(error: Option<&str>) -> String {
+    error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>\n", escape(e)))
+        .unwrap_or_default()
+}
+
+/// Fields of the second-factor page.
+pub struct TotpForm<'a> {
+    /// Form target: `<issuer path>/login/totp`.
+    pub action: &'a str,
+    /// The parked sign-in.
+    pub sign_in: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The page asking for a TOTP code or a recovery code.
+pub fn totp_page(status: StatusCode, f: &TotpForm<'_>) -> Response {
+    let body = format!(
+        "<h1>Two-step verification</h1>\n\
+<p class=\"muted\">Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>\n\
+{error}<form method=\"post\" action=\"{action}\">\n{fields}\
+<label for=\"code\">Code</label><input id=\"code\" name=\"code\" autocomplete=\"one-time-code\" autofocus>\n\
+<button type=\"submit\">Verify</button>\n</form>",
+        error = error_line(f.error),
+        action = escape(f.action),
+        fields = sign_in_fields(f.sign_in, f.csrf),
+    );
+    page(status, "Two-step verification", &body)
+}
+
+/// Fields of the enrolment page.
+pub struct EnrolForm<'a> {
+    /// Form target: `<issuer path>/login/totp/enrol`.
+    pub action: &'a str,
+    pub sign_in: &'a str,
+    pub csrf: &'a str,
+    /// The `otpauth://totp/...` URI the QR code encodes.
+    pub otpauth_uri: &'a str,
+    /// The secret in base32, for typing into an app by hand.
+    pub secret_base32: &'a str,
+    /// The QR code as an `<svg>` element (generated here, from the URI only).
+    pub qr_svg: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The page enrolling an authenticator: QR code, link, secret for manual entry, first code.
+pub fn enrol_page(status: StatusCode, f: &EnrolForm<'_>) -> Response {
+    let body = format!(
+        "<h1>Set up two-step verification</h1>\n\
+<p class=\"muted\">Scan this code with an authenticator app, or <a id=\"otpauth-uri\" href=\"{uri}\">open it in the app</a>.</p>\n\
+<div class=\"qr\">{qr}</div>\n\
+<p class=\"muted\">Or enter this key by hand (time-based, 6 digits):<br><code id=\"totp-secret\">{secret}</code></p>\n\
+{error}<form method=\"post\" action=\"{action}\">\n{fields}\
+<label for=\"code\">Code from the app</label><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\">\n\
+<button type=\"submit\">Confirm</button>\n</form>",
+        uri = escape(f.otpauth_uri),
+        qr = f.qr_svg,
+        secret = escape(f.secret_base32),
+        error = error_line(f.error),
+        action = escape(f.action),
+        fields = sign_in_fields(f.sign_in, f.csrf),
+    );
+    page(status, "Set up two-step verification", &body)
+}
+
+/// Fields of the page showing the recovery codes.
+pub struct RecoveryCodesForm<'a> {
+    /// Form target: `<issuer path>/login/totp/continue`.
+    pub action: &'a str,
+    pub sign_in: &'a str,
+    pub csrf: &'a str,
+    pub codes: &'a [String],
+}
+
+/// The recovery codes, shown once, and a button finishing the sign-in.
+pub fn recovery_codes_page(f: &RecoveryCodesForm<'_>) -> Response {
+    let items: String = f
+        .codes
+        .iter()
+        .map(|c| format!("<li><code>{}</code></li>", escape(c)))
+        .collect();
+    let body = format!(
+        "<h1>Save your recovery codes</h1>\n\
+<p class=\"muted\">Each code signs you in once if you lose your authenticator. \
+They are shown only now: store them somewhere safe.</p>\n\
+<ul id=\"recovery-codes\" class=\"codes\">{items}</ul>\n\
+<form method=\"post\" action=\"{action}\">\n{fields}\
+<button type=\"submit\">Continue</button>\n</form>",
+        action = escape(f.action),
+        fields = sign_in_fields(f.sign_in, f.csrf),
+    );
+    page(StatusCode::OK, "Save your recovery codes", &body)
 }
 
 #[cfg(test)]
@@ -138,6 +256,7 @@ mod tests {
                 csrf: "c\"srf",
                 client_name: "<App>",
                 error: Some("Incorrect username or password."),
+                offer_totp_enrolment: false,
             },
         );
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -158,5 +277,60 @@ mod tests {
         ] {
             assert!(html.contains(needle), "missing {needle} in {html}");
         }
+    }
+
+    async fn html(resp: Response) -> String {
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn second_factor_pages_escape_and_carry_the_parked_sign_in() {
+        let totp = html(totp_page(
+            StatusCode::UNAUTHORIZED,
+            &TotpForm {
+                action: "/t/login/totp",
+                sign_in: "s\"1",
+                csrf: "c1",
+                error: Some("<wrong>"),
+            },
+        ))
+        .await;
+        for needle in [
+            "<form method=\"post\" action=\"/t/login/totp\">",
+            "<input type=\"hidden\" name=\"signin\" value=\"s&quot;1\">",
+            "<input type=\"hidden\" name=\"csrf\" value=\"c1\">",
+            "name=\"code\"",
+            "&lt;wrong&gt;",
+        ] {
+            assert!(totp.contains(needle), "missing {needle} in {totp}");
+        }
+        let enrol = html(enrol_page(
+            StatusCode::OK,
+            &EnrolForm {
+                action: "/t/login/totp/enrol",
+                sign_in: "s2",
+                csrf: "c2",
+                otpauth_uri: "otpauth://totp/a:b?secret=K&issuer=a",
+                secret_base32: "KRSXG5A",
+                qr_svg: "<svg></svg>",
+                error: None,
+            },
+        ))
+        .await;
+        assert!(enrol.contains("href=\"otpauth://totp/a:b?secret=K&amp;issuer=a\""));
+        assert!(enrol.contains("<code id=\"totp-secret\">KRSXG5A</code>"));
+        assert!(enrol.contains("<div class=\"qr\"><svg></svg></div>"));
+        let codes = html(recovery_codes_page(&RecoveryCodesForm {
+            action: "/t/login/totp/continue",
+            sign_in: "s3",
+            csrf: "c3",
+            codes: &["abcd-efgh".to_string()],
+        }))
+        .await;
+        assert!(codes.contains("<li><code>abcd-efgh</code></li>"));
+        assert!(codes.contains("value=\"s3\""));
     }
 }

@@ -9,6 +9,7 @@ use super::authorize::issue_code;
 use super::html::{self, LoginForm};
 use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::cookies::CSRF_COOKIE;
+use crate::mfa::policy::NextStep;
 use crate::sessions;
 use crate::state::AppState;
 use crate::store::PendingAuthorization;
@@ -78,6 +79,8 @@ async fn form_page(
             csrf,
             client_name: &client_name(state, &pending.request.client_id).await,
             error,
+            offer_totp_enrolment: state.config.totp_policy
+                == palisade_wire::contract::TotpPolicy::Optional,
         },
     )
 }
@@ -100,6 +103,10 @@ pub struct LoginSubmission {
     pub csrf: String,
     pub username: String,
     pub password: String,
+    /// `1` to set up a TOTP authenticator after the password (offered under the `Optional`
+    /// policy to users without one).
+    #[schema(nullable = false)]
+    pub enrol_totp: Option<String>,
 }
 
 /// GET `/login?request=<id>`.
@@ -231,6 +238,15 @@ pub async fn login_post(
             .await;
         }
     };
+    let next = match super::mfa::next_step(&state, &user, field("enrol_totp") == "1").await {
+        Ok(n) => n,
+        Err(_) => {
+            return html::error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The sign-in service is temporarily unavailable. Please try again in a moment.",
+            )
+        }
+    };
     // Only one submission completes a request (a double click, or a replay, gets the page).
     let pending = match state.store.take_pending(request_id).await {
         Ok(Some(p)) => p,
@@ -243,6 +259,11 @@ pub async fn login_post(
         }
     };
     let now = Utc::now();
+    if next != NextStep::Done {
+        // The second factor: the sign-in is parked server-side, never trusted to the form.
+        let csrf = cookie.unwrap_or_default();
+        return super::mfa::begin(&state, pending, &user, next, &csrf, now).await;
+    }
     let (session, set_session) = match sessions::start(
         &state,
         &user,
@@ -273,7 +294,8 @@ pub async fn login_post(
     resp
 }
 
-fn set_cookie(resp: &mut Response, value: &str) {
+/// Appends a `Set-Cookie` header (a value that is not a valid header is dropped).
+pub(crate) fn set_cookie(resp: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

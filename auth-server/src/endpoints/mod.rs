@@ -8,6 +8,7 @@ pub mod html;
 pub mod introspect;
 pub mod jwks;
 pub mod login;
+pub mod mfa;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;

@@ -238,6 +238,7 @@ mod tests {
             email_verified: true,
             name: Some("Alice".into()),
             disabled: false,
+            mfa_required: false,
         }
     }
 

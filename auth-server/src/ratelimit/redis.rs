@@ -52,6 +52,7 @@ fn endpoint_key(e: Endpoint) -> &'static str {
         Endpoint::Userinfo => "userinfo",
         Endpoint::Introspect => "introspect",
         Endpoint::Revoke => "revoke",
+        Endpoint::Mfa => "mfa",
     }
 }
 

@@ -1,7 +1,8 @@
 //! In-memory storage for development and tests (one process, nothing survives a restart).
 
 use super::{
-    CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
+    CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
+    StoreError, TotpEnrolment, User,
 };
 use crate::audit::{AuditQuery, AuditRecord};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,10 @@ pub struct MemoryStore {
     revoked_families: Mutex<HashMap<String, DateTime<Utc>>>,
     sessions: Mutex<HashMap<String, Session>>,
     audit: Mutex<AuditTrail>,
+    /// Authenticators by `sub`.
+    totp: Mutex<HashMap<String, TotpEnrolment>>,
+    /// Parked sign-ins and their wrong-code counts.
+    sign_ins: Mutex<HashMap<String, (ParkedSignIn, u32)>>,
 }
 
 /// Audit records kept in memory: the newest [`MEMORY_AUDIT_CAPACITY`].
@@ -111,7 +116,12 @@ impl Store for MemoryStore {
     }
 
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
-        Ok(self.users.write().expect("lock").remove(username).is_some())
+        let removed = self.users.write().expect("lock").remove(username);
+        // As the PostgreSQL foreign key does: the authenticator goes with the user.
+        if let Some(u) = &removed {
+            self.totp.lock().expect("lock").remove(&u.sub);
+        }
+        Ok(removed.is_some())
     }
 
     async fn put_pending(
@@ -247,5 +257,94 @@ impl Store for MemoryStore {
         let n = trail.records.len();
         trail.records.retain(|r| r.time >= before);
         Ok((n - trail.records.len()) as u64)
+    }
+
+    async fn totp(&self, sub: &str) -> Result<Option<TotpEnrolment>, StoreError> {
+        Ok(self.totp.lock().expect("lock").get(sub).cloned())
+    }
+
+    async fn enrol_totp(&self, sub: &str, enrolment: &TotpEnrolment) -> Result<bool, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        if map.contains_key(sub) {
+            return Ok(false);
+        }
+        map.insert(sub.to_string(), enrolment.clone());
+        Ok(true)
+    }
+
+    async fn accept_totp_step(&self, sub: &str, step: i64) -> Result<bool, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        match map.get_mut(sub) {
+            Some(e) if crate::mfa::totp::step_is_fresh(e.last_step, step) => {
+                e.last_step = Some(step);
+                e.failures = 0;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        let Some(e) = map.get_mut(sub) else {
+            return Ok(false);
+        };
+        let before = e.recovery_hashes.len();
+        e.recovery_hashes.retain(|h| h != code_hash);
+        let used = e.recovery_hashes.len() < before;
+        if used {
+            e.failures = 0;
+        }
+        Ok(used)
+    }
+
+    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        let mut map = self.totp.lock().expect("lock");
+        Ok(match map.get_mut(sub) {
+            Some(e) => {
+                e.failures = e.failures.saturating_add(1);
+                e.last_failure_at = Some(at);
+                e.failures
+            }
+            None => 0,
+        })
+    }
+
+    async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError> {
+        Ok(self.totp.lock().expect("lock").remove(sub).is_some())
+    }
+
+    async fn put_sign_in(&self, id: &str, sign_in: &ParkedSignIn) -> Result<(), StoreError> {
+        let mut map = self.sign_ins.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, (s, _)| s.expires_at > now);
+        map.insert(id.to_string(), (sign_in.clone(), 0));
+        Ok(())
+    }
+
+    async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
+        Ok(self
+            .sign_ins
+            .lock()
+            .expect("lock")
+            .get(id)
+            .map(|(s, _)| s.clone()))
+    }
+
+    async fn take_sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
+        Ok(self
+            .sign_ins
+            .lock()
+            .expect("lock")
+            .remove(id)
+            .map(|(s, _)| s))
+    }
+
+    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let mut map = self.sign_ins.lock().expect("lock");
+        Ok(map.get_mut(id).map(|(_, failures)| {
+            *failures += 1;
+            *failures
+        }))
     }
 }

@@ -36,6 +36,53 @@ pub struct User {
     pub email_verified: bool,
     pub name: Option<String>,
     pub disabled: bool,
+    /// Set by an administrator: under the `Optional` TOTP policy this user must enrol an
+    /// authenticator (under `Required` everyone must).
+    #[serde(default)]
+    pub mfa_required: bool,
+}
+
+/// A user's TOTP authenticator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// The secret, sealed with `mfa::seal` for the user's `sub`; never logged or returned.
+    pub secret_sealed: String,
+    /// The last accepted time step: a code of this step or an older one is refused.
+    pub last_step: Option<i64>,
+    /// Hex SHA-256 of the unused recovery codes.
+    pub recovery_hashes: Vec<String>,
+    pub enrolled_at: DateTime<Utc>,
+    /// Wrong codes since the last accepted one, across sign-ins (the per-user back-off).
+    pub failures: u32,
+    /// When the last wrong code was presented.
+    pub last_failure_at: Option<DateTime<Utc>>,
+}
+
+/// Where a parked sign-in stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum SignInStep {
+    /// Waiting for a TOTP or recovery code.
+    Verify,
+    /// Waiting for the first code of a new authenticator (its secret sealed for the user).
+    Enrol { secret_sealed: String },
+    /// Second factor done (recovery codes being shown); the next form finishes the sign-in.
+    Verified { amr: Vec<String> },
+}
+
+/// A sign-in whose password was verified, parked server-side (under a random id) while the
+/// second factor is asked for. The browser only holds the id; nothing it sends can claim
+/// that the password was verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedSignIn {
+    /// The authorization request it will finish (taken from the pending ones).
+    pub request: AuthorizationRequest,
+    pub sub: String,
+    pub username: String,
+    pub step: SignInStep,
+    /// Hash of the browser's CSRF token: the parked sign-in continues only in that browser.
+    pub csrf_hash: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A validated authorization request, parked while the user signs in.
@@ -202,4 +249,30 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
     /// Deletes audit records older than `before`; returns how many.
     async fn purge_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// A user's TOTP authenticator.
+    async fn totp(&self, sub: &str) -> Result<Option<TotpEnrolment>, StoreError>;
+    /// Stores a new authenticator; `false`, and nothing changed, when the user has one.
+    async fn enrol_totp(&self, sub: &str, enrolment: &TotpEnrolment) -> Result<bool, StoreError>;
+    /// Accepts time step `step` for the user, atomically: `true` only if it is newer than the
+    /// last accepted step (which it becomes, and the failure count is reset); `false` for a
+    /// replayed or older step.
+    async fn accept_totp_step(&self, sub: &str, step: i64) -> Result<bool, StoreError>;
+    /// Uses up the recovery code with hash `code_hash`, atomically: `true` once (and the
+    /// failure count is reset).
+    async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError>;
+    /// Counts one wrong code for the user at `at`; returns the count (0 without an
+    /// authenticator).
+    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError>;
+    /// Removes a user's authenticator and recovery codes; returns whether there was one.
+    async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError>;
+
+    /// Parks a sign-in under an opaque id.
+    async fn put_sign_in(&self, id: &str, sign_in: &ParkedSignIn) -> Result<(), StoreError>;
+    /// Reads a parked sign-in (expired ones are the caller's to refuse).
+    async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError>;
+    /// Removes and returns a parked sign-in, atomically: only one caller gets it.
+    async fn take_sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError>;
+    /// Counts one wrong code against a parked sign-in; returns the count so far (`None` when
+    /// it is gone).
+    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError>;
 }

@@ -8,7 +8,8 @@
 //! final.
 
 use super::{
-    CodeGrant, PendingAuthorization, Redeemed, RefreshGrant, Session, Store, StoreError, User,
+    CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
+    StoreError, TotpEnrolment, User,
 };
 use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Outcome};
 use chrono::{DateTime, Utc};
@@ -98,10 +99,12 @@ fn user_from_row(r: &PgRow) -> Result<User, StoreError> {
         email_verified: r.try_get("email_verified").map_err(err)?,
         name: r.try_get("name").map_err(err)?,
         disabled: r.try_get("disabled").map_err(err)?,
+        mfa_required: r.try_get("mfa_required").map_err(err)?,
     })
 }
 
-const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified, name, disabled";
+const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified, name, disabled, \
+     COALESCE(mfa_required, false) AS mfa_required";
 
 impl PostgresStore {
     /// Connects lazily: the server starts (and reports not-ready) while the database is down.
@@ -298,12 +301,13 @@ impl Store for PostgresStore {
 
     async fn put_user(&self, u: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, mfa_required, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
              ON CONFLICT (username) DO UPDATE SET sub = EXCLUDED.sub,
                password_hash = EXCLUDED.password_hash, email = EXCLUDED.email,
                email_verified = EXCLUDED.email_verified, name = EXCLUDED.name,
-               disabled = EXCLUDED.disabled, updated_at = now()",
+               disabled = EXCLUDED.disabled, mfa_required = EXCLUDED.mfa_required,
+               updated_at = now()",
         )
         .bind(&u.username)
         .bind(&u.sub)
@@ -312,6 +316,7 @@ impl Store for PostgresStore {
         .bind(u.email_verified)
         .bind(&u.name)
         .bind(u.disabled)
+        .bind(u.mfa_required)
         .execute(&self.pool)
         .await
         .map_err(err)?;
@@ -553,6 +558,145 @@ impl Store for PostgresStore {
             .await
             .map_err(err)?;
         Ok(done.rows_affected())
+    }
+
+    async fn totp(&self, sub: &str) -> Result<Option<TotpEnrolment>, StoreError> {
+        let row = sqlx::query(
+            "SELECT secret_sealed, last_step, recovery_hashes, enrolled_at, failures, last_failure_at
+             FROM user_totp WHERE sub = $1",
+        )
+        .bind(sub)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.map(|r| {
+            Ok(TotpEnrolment {
+                secret_sealed: r.try_get("secret_sealed").map_err(err)?,
+                last_step: r.try_get("last_step").map_err(err)?,
+                recovery_hashes: r.try_get("recovery_hashes").map_err(err)?,
+                enrolled_at: r.try_get("enrolled_at").map_err(err)?,
+                failures: u32::try_from(r.try_get::<i32, _>("failures").map_err(err)?).unwrap_or(0),
+                last_failure_at: r.try_get("last_failure_at").map_err(err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn enrol_totp(&self, sub: &str, e: &TotpEnrolment) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO user_totp (sub, secret_sealed, last_step, recovery_hashes, enrolled_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sub) DO NOTHING",
+        )
+        .bind(sub)
+        .bind(&e.secret_sealed)
+        .bind(e.last_step)
+        .bind(&e.recovery_hashes)
+        .bind(e.enrolled_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn accept_totp_step(&self, sub: &str, step: i64) -> Result<bool, StoreError> {
+        // One conditional UPDATE: of two replicas racing with the same code, one wins.
+        let done = sqlx::query(
+            "UPDATE user_totp SET last_step = $2, failures = 0
+             WHERE sub = $1 AND (last_step IS NULL OR last_step < $2)",
+        )
+        .bind(sub)
+        .bind(step)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE user_totp SET recovery_hashes = array_remove(recovery_hashes, $2), failures = 0
+             WHERE sub = $1 AND $2 = ANY(recovery_hashes)",
+        )
+        .bind(sub)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        let row = sqlx::query(
+            "UPDATE user_totp SET failures = failures + 1, last_failure_at = $2
+             WHERE sub = $1 RETURNING failures",
+        )
+        .bind(sub)
+        .bind(at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        match row {
+            Some(r) => {
+                Ok(u32::try_from(r.try_get::<i32, _>("failures").map_err(err)?).unwrap_or(0))
+            }
+            None => Ok(0),
+        }
+    }
+
+    async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM user_totp WHERE sub = $1")
+            .bind(sub)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_sign_in(&self, id: &str, sign_in: &ParkedSignIn) -> Result<(), StoreError> {
+        self.maybe_purge("mfa_sign_ins").await?;
+        sqlx::query("INSERT INTO mfa_sign_ins (id, sign_in, expires_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(to_json(sign_in)?)
+            .bind(sign_in.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
+        sqlx::query("SELECT sign_in FROM mfa_sign_ins WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "sign_in"))
+            .transpose()
+    }
+
+    async fn take_sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
+        sqlx::query("DELETE FROM mfa_sign_ins WHERE id = $1 RETURNING sign_in")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "sign_in"))
+            .transpose()
+    }
+
+    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE mfa_sign_ins SET failures = failures + 1 WHERE id = $1 RETURNING failures",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(err)?;
+        row.map(|r| {
+            let n: i32 = r.try_get("failures").map_err(err)?;
+            Ok(u32::try_from(n).unwrap_or(0))
+        })
+        .transpose()
     }
 }
 

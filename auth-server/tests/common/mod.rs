@@ -115,10 +115,6 @@ impl TestDb {
     }
 }
 
-async fn start(store: Arc<dyn Store>, ttls: Ttls) -> Srv {
-    start_with(store, ttls, None, Default::default()).await
-}
-
 /// A server on `store`, with Redis at `redis_url` (shared rate limits) and `rate_limits`.
 /// Its tasks stop when the test's runtime ends.
 pub async fn start_with(
@@ -127,25 +123,41 @@ pub async fn start_with(
     redis_url: Option<String>,
     rate_limits: palisade_wire::contract::RateLimits,
 ) -> Srv {
+    start_configured(store, ttls, |c| {
+        c.redis_url = redis_url;
+        c.rate_limits = rate_limits;
+    })
+    .await
+}
+
+/// A server on `store` with the test configuration changed by `configure` (policy, rate
+/// limits, Redis). Its tasks stop when the test's runtime ends.
+pub async fn start_configured(
+    store: Arc<dyn Store>,
+    ttls: Ttls,
+    configure: impl FnOnce(&mut Config),
+) -> Srv {
     let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_addr = public.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
     let issuer = format!("http://{public_addr}/t");
-    let config = Config {
+    let mut config = Config {
         issuer: issuer.clone(),
         public_addr,
         admin_addr,
         database_url: None,
-        redis_url,
+        redis_url: None,
         keyset_file: None,
         internal_dir: None,
         ttls,
-        rate_limits,
         audit_retention: std::time::Duration::from_secs(86_400),
+        rate_limits: Default::default(),
+        totp_policy: Default::default(),
         log_level: "warn".into(),
         json_logs: false,
     };
+    configure(&mut config);
     let secrets = Secrets::load(None).unwrap();
     let admin_token = secrets.admin_token.clone();
     let (state, _audit_writer) =
@@ -182,6 +194,19 @@ where
     F: FnOnce(Srv) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_configured(backend, ttls, |_| {}, test).await
+}
+
+/// [`run`] with the test configuration changed by `configure`.
+pub async fn run_configured<F, Fut>(
+    backend: Backend,
+    ttls: Ttls,
+    configure: impl FnOnce(&mut Config),
+    test: F,
+) where
+    F: FnOnce(Srv) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let (store, db): (Arc<dyn Store>, Option<TestDb>) = match backend {
         Backend::Memory => (Arc::new(MemoryStore::default()), None),
         Backend::Postgres => {
@@ -193,7 +218,7 @@ where
             (Arc::new(pg), Some(db))
         }
     };
-    let srv = start(store, ttls).await;
+    let srv = start_configured(store, ttls, configure).await;
     let tasks = srv.tasks.clone();
     let result = AssertUnwindSafe(test(srv)).catch_unwind().await;
     for t in tasks.iter() {
@@ -358,6 +383,37 @@ impl Srv {
             ],
         )
         .await
+    }
+
+    /// `GET /admin/audit?{query}`: the status and the page.
+    pub async fn audit(&self, query: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .http
+            .get(format!("{}/admin/audit?{query}", self.admin))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or_default(),
+        )
+    }
+
+    /// The audit records of `query`, newest first, waiting (the writer is asynchronous) until
+    /// there are `n`; fails when there are not exactly `n` within 5 s.
+    pub async fn audit_records(&self, query: &str, n: usize) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (status, page) = self.audit(query).await;
+            assert_eq!(status, 200, "{page}");
+            let found = page["records"].as_array().cloned().unwrap_or_default();
+            if found.len() >= n || tokio::time::Instant::now() > deadline {
+                assert_eq!(found.len(), n, "records of {query}: {found:#?}");
+                return found;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Introspects a token as `client`; returns `active`.

@@ -201,11 +201,12 @@ export async function registerClient(admin, { clientId, secret, ...rest }) {
 }
 
 /** Creates or replaces a user through `PUT /admin/users/{username}`. */
-export async function registerUser(admin, { username, password, email, emailVerified = true, name }) {
+export async function registerUser(admin, { username, password, email, emailVerified = true, name, mfaRequired = false }) {
   await adminPut(admin, `/admin/users/${encodeURIComponent(username)}`, {
     password,
     email,
     emailVerified,
     name,
+    mfaRequired,
   });
 }

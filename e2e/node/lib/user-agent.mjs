@@ -38,7 +38,11 @@ export function loginForm(html, pageUrl) {
     if (!inputs.some((i) => i.name === 'password')) continue;
     const form = attributes(m[0].match(/^<form\b[^>]*>/i)[0]);
     const fields = {};
-    for (const i of inputs) if (i.name) fields[i.name] = i.value ?? '';
+    for (const i of inputs) {
+      // As a browser does: an unticked checkbox or radio button is not sent.
+      const toggle = ['checkbox', 'radio'].includes((i.type ?? '').toLowerCase());
+      if (i.name && (!toggle || 'checked' in i)) fields[i.name] = i.value ?? (toggle ? 'on' : '');
+    }
     return {
       method: (form.method ?? 'get').toUpperCase(),
       action: new URL(form.action ?? '', pageUrl).href,

@@ -92,6 +92,11 @@ pub struct AuthProviderSpec {
     #[serde(default)]
     pub audit: Audit,
 
+    /// Multi-factor sign-in: whether users are asked for a TOTP code from an authenticator
+    /// app after their password.
+    #[serde(default)]
+    pub mfa: Mfa,
+
     /// How upgrades are rolled out and rolled back.
     #[serde(default)]
     pub rollout: Rollout,
@@ -148,6 +153,47 @@ impl LogLevel {
             LogLevel::Info => "info",
             LogLevel::Debug => "debug",
             LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// Multi-factor sign-in settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Mfa {
+    /// When users sign in with a time-based one-time password (TOTP, RFC 6238: the 6-digit
+    /// codes of Google Authenticator, Authy, 1Password and the like) after their password:
+    /// `Disabled` never asks; `Optional` (default) asks users who enrolled an authenticator and
+    /// makes users an administrator marked `mfaRequired` enrol at their next sign-in;
+    /// `Required` asks everyone, and a user without an authenticator enrols one at their next
+    /// sign-in. Enrolment shows a QR code and ten single-use recovery codes. Tightening the
+    /// policy also ends single sign-on for sessions that did not use a second factor.
+    #[serde(default)]
+    pub totp: TotpPolicy,
+}
+
+/// When the TOTP second factor is asked for.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum TotpPolicy {
+    /// No TOTP step, even for users who enrolled an authenticator.
+    Disabled,
+    /// Users who enrolled, and users marked `mfaRequired`, use TOTP.
+    #[default]
+    Optional,
+    /// Every user uses TOTP; users without an authenticator enrol at their next sign-in.
+    Required,
+}
+
+impl TotpPolicy {
+    /// The policy as the auth-server reads it.
+    pub fn to_contract(self) -> palisade_wire::contract::TotpPolicy {
+        use palisade_wire::contract::TotpPolicy as C;
+        match self {
+            TotpPolicy::Disabled => C::Disabled,
+            TotpPolicy::Optional => C::Optional,
+            TotpPolicy::Required => C::Required,
         }
     }
 }
@@ -396,6 +442,10 @@ pub struct RateLimits {
     /// Limit for `/revoke`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<RateLimit>,
+    /// Limit for the second-factor forms (TOTP or recovery code, and TOTP enrolment). Each
+    /// sign-in also ends after 5 wrong codes, whatever this limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<RateLimit>,
     /// Addresses or CIDR ranges of the proxies in front of the issuer, typically your ingress
     /// controller's pods (for example `10.0.0.0/8`). A request from one of them is limited by
     /// the client address it reports in `X-Forwarded-For` (the nearest hop that is not a trusted

@@ -108,6 +108,7 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
             userinfo: rate_limit(&rl.userinfo),
             introspect: rate_limit(&rl.introspect),
             revoke: rate_limit(&rl.revoke),
+            mfa: rate_limit(&rl.mfa),
             trusted_proxies: rl.trusted_proxies.iter().map(|p| p.0.clone()).collect(),
         },
         resources: spec.resources.clone(),
@@ -115,6 +116,7 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
         tolerations: spec.tolerations.clone(),
         affinity: spec.affinity.clone(),
         log_level: spec.log_level.map(|l| l.as_str().to_string()),
+        totp_policy: spec.mfa.totp.to_contract(),
     }
 }
 
@@ -270,5 +272,33 @@ pub(crate) mod tests {
         );
         assert_eq!(rl.authorize, None);
         assert_eq!(rl.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
+    }
+
+    #[test]
+    fn the_mfa_policy_and_its_rate_limit_reach_the_pods() {
+        use palisade_wire::contract::TotpPolicy;
+        let mut s = spec();
+        assert_eq!(pod_input(&s, "img").totp_policy, TotpPolicy::Optional);
+        s.mfa = serde_json::from_value(serde_json::json!({"totp": "Required"})).unwrap();
+        s.rate_limits = serde_json::from_value(serde_json::json!({
+            "mfa": {"requestsPerMinute": 30, "burst": 5},
+        }))
+        .unwrap();
+        let input = pod_input(&s, "img");
+        assert_eq!(input.totp_policy, TotpPolicy::Required);
+        assert_eq!(
+            input.rate_limits.mfa,
+            Some(contract::RateLimit {
+                requests_per_minute: 30,
+                burst: 5
+            })
+        );
+        assert!(
+            serde_json::from_value::<crate::crd::auth_provider::Mfa>(
+                serde_json::json!({"totp": "required"})
+            )
+            .is_err(),
+            "only the documented names"
+        );
     }
 }

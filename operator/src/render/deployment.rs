@@ -48,6 +48,8 @@ pub struct PodInput {
     pub tolerations: Option<Vec<Toleration>>,
     pub affinity: Option<Affinity>,
     pub log_level: Option<String>,
+    /// When the TOTP second factor is asked for.
+    pub totp_policy: palisade_wire::contract::TotpPolicy,
 }
 
 /// The Deployment's own settings.
@@ -135,6 +137,7 @@ pub fn render_env(input: &PodInput) -> Vec<EnvVar> {
             env::LOG_LEVEL,
             input.log_level.clone().unwrap_or_else(|| "info".into()),
         ),
+        env_value(env::TOTP_POLICY, input.totp_policy.as_str()),
         env_value(
             env::RATE_LIMITS,
             serde_json::to_string(&input.rate_limits).expect("rate limits serialize"),
@@ -523,5 +526,28 @@ mod tests {
             .unwrap()
             .iter()
             .any(|e| e.name == "REDIS_URL"));
+    }
+
+    #[test]
+    fn the_totp_policy_reaches_the_container_and_changes_the_revision() {
+        use palisade_wire::contract::TotpPolicy;
+        let env_of = |i: &PodInput| {
+            container(&render(i))
+                .env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|e| e.name == "PALISADE_TOTP_POLICY")
+                .and_then(|e| e.value.clone())
+        };
+        let mut i = input();
+        assert_eq!(env_of(&i).as_deref(), Some("Optional"), "the default");
+        i.totp_policy = TotpPolicy::Required;
+        assert_eq!(env_of(&i).as_deref(), Some("Required"));
+        i.totp_policy = TotpPolicy::Disabled;
+        assert_eq!(env_of(&i).as_deref(), Some("Disabled"));
+        let (_, r1) = render_pod_template(&owner(), &input());
+        let (_, r2) = render_pod_template(&owner(), &i);
+        assert_ne!(r1, r2, "a policy change rolls the pods");
     }
 }
