@@ -7,6 +7,9 @@ pub const PASSWORD: &str = "pwd";
 pub const ONE_TIME_PASSWORD: &str = "otp";
 /// More than one factor (RFC 8176 `mfa`).
 pub const MULTI_FACTOR: &str = "mfa";
+/// Signed in through an upstream OpenID provider. Not an RFC 8176 value (it registers none
+/// for federation); Palisade's own, see docs/decisions.md.
+pub const FEDERATED: &str = "fed";
 
 /// `acr` of a sign-in with one factor.
 pub const ACR_SINGLE_FACTOR: &str = "urn:palisade:acr:1fa";

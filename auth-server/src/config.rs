@@ -32,6 +32,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub log_level: String,
     pub json_logs: bool,
+    /// Upstream OpenID providers users may sign in with (federation); empty for none.
+    pub upstreams: Vec<crate::federation::config::UpstreamConfig>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -70,6 +72,8 @@ impl Config {
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             anyhow::bail!("{} must be an http(s) URL, got {issuer:?}", env::ISSUER);
         }
+        let upstreams = crate::federation::config::parse(var(env::UPSTREAMS).as_deref(), var)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Config {
             issuer,
             public_addr: var(env::PUBLIC_ADDR)
@@ -92,6 +96,7 @@ impl Config {
             rate_limits,
             log_level: var(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
             json_logs: var(env::LOG_FORMAT).as_deref() == Some("json"),
+            upstreams,
         })
     }
 

@@ -25,6 +25,15 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+/// Labels of a federated sign-in's end.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FederatedLoginLabels {
+    /// The upstream's name.
+    pub upstream: String,
+    /// `success` or the failure (see `FederationError::outcome`).
+    pub outcome: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -37,6 +46,8 @@ pub struct Metrics {
     pub rate_limit_block: Counter,
     /// Rate-limit checks that could not reach Redis and were admitted (fail open).
     pub rate_limiter_errors: Counter,
+    /// Federated sign-ins by upstream and outcome.
+    pub federated_login: Family<FederatedLoginLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,6 +65,7 @@ impl Default for Metrics {
             refresh_reuse_detected: Counter::default(),
             rate_limit_block: Counter::default(),
             rate_limiter_errors: Counter::default(),
+            federated_login: Family::default(),
         }
     }
 }
@@ -96,6 +108,11 @@ impl Metrics {
             "rate_limiter_errors",
             "Rate-limit checks admitted because Redis was unavailable (fail open)",
             self.rate_limiter_errors.clone(),
+        );
+        r.register(
+            "federated_login",
+            "Sign-ins through an upstream OpenID provider, by upstream and outcome",
+            self.federated_login.clone(),
         );
     }
 }

@@ -26,8 +26,8 @@ use utoipa::{Modify, OpenApi};
 port (8080) serves the issuer's endpoints under the issuer URL's path; the admin port (8081, \
 never behind the Ingress) serves the client and user registries and metrics. Operations are \
 tagged `public` or `admin` by port. Errors of the JSON endpoints have the RFC 6749 §5.2 shape \
-(`ErrorBody`); the browser endpoints (`/authorize`, `/login`, `/end_session`) answer errors \
-they must not redirect with an HTML page.",
+(`ErrorBody`); the browser endpoints (`/authorize`, `/login`, `/upstream/...`, `/end_session`) \
+answer errors they must not redirect with an HTML page.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -37,6 +37,8 @@ they must not redirect with an HTML page.",
         endpoints::authorize::authorize_post,
         endpoints::login::login_get,
         endpoints::login::login_post,
+        endpoints::upstream::start,
+        endpoints::upstream::callback,
         endpoints::token::token,
         endpoints::userinfo::userinfo,
         endpoints::introspect::introspect,
@@ -85,14 +87,16 @@ fn rate_limited(path: &str) -> Option<ratelimit::Endpoint> {
         "/introspect" => Endpoint::Introspect,
         "/revoke" => Endpoint::Revoke,
         "/userinfo" => Endpoint::Userinfo,
-        "/authorize" | "/login" => Endpoint::Authorize,
+        "/authorize" | "/login" | "/upstream/{name}/start" | "/upstream/{name}/callback" => {
+            Endpoint::Authorize
+        }
         _ => return None,
     })
 }
 
 /// Paths that answer browsers with HTML pages, errors included.
 fn browser_page(path: &str) -> bool {
-    matches!(path, "/authorize" | "/login" | "/end_session")
+    matches!(path, "/authorize" | "/login" | "/end_session") || path.starts_with("/upstream/")
 }
 
 struct Shared;

@@ -30,6 +30,8 @@ pub struct AppState {
     pub cookies: Arc<Cookies>,
     /// Password hashing with the pepper.
     pub passwords: Arc<Passwords>,
+    /// Upstream OpenID providers (federation).
+    pub federation: Arc<crate::federation::Federation>,
 }
 
 /// The internal Secret's values (files in the internal directory).
@@ -92,6 +94,9 @@ impl AppState {
             cookies: Arc::new(Cookies::new(&secrets.cookie_key, &config.issuer)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),
             limiter: Arc::new(rate_limiter(&config, &metrics)?),
+            federation: Arc::new(crate::federation::Federation::new(
+                config.upstreams.clone(),
+            )?),
             config: Arc::new(config),
             store,
             keys,

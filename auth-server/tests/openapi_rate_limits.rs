@@ -71,6 +71,7 @@ async fn documented_429s_are_exactly_the_rate_limited_routes() {
             }
         }
     }
-    // authorize (GET, POST), login (GET, POST), token, userinfo (GET, POST), introspect, revoke.
-    assert_eq!(limited, 9);
+    // authorize (GET, POST), login (GET, POST), upstream start (POST) and callback (GET),
+    // token, userinfo (GET, POST), introspect, revoke.
+    assert_eq!(limited, 11);
 }

@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod login;
 pub mod revoke;
 pub mod token;
+pub mod upstream;
 pub mod userinfo;
 
 use crate::error::OAuthError;

@@ -6,6 +6,7 @@
 
 use futures::FutureExt;
 use palisade_auth_server::config::{Config, Ttls};
+use palisade_auth_server::federation::config::UpstreamConfig;
 use palisade_auth_server::keys::KeyStore;
 use palisade_auth_server::state::{AppState, Secrets};
 use palisade_auth_server::store::{memory::MemoryStore, postgres::PostgresStore, Store};
@@ -127,6 +128,22 @@ pub async fn start_with(
     redis_url: Option<String>,
     rate_limits: palisade_wire::contract::RateLimits,
 ) -> Srv {
+    start_configured(store, ttls, redis_url, rate_limits, Vec::new()).await
+}
+
+/// A server on the in-memory store with the default lifetimes (e.g. an upstream provider).
+pub async fn start_memory() -> Srv {
+    start(Arc::new(MemoryStore::default()), ttls()).await
+}
+
+/// A server as [`start_with`], signing users in through `upstreams` too.
+pub async fn start_configured(
+    store: Arc<dyn Store>,
+    ttls: Ttls,
+    redis_url: Option<String>,
+    rate_limits: palisade_wire::contract::RateLimits,
+    upstreams: Vec<UpstreamConfig>,
+) -> Srv {
     let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_addr = public.local_addr().unwrap();
@@ -144,6 +161,7 @@ pub async fn start_with(
         rate_limits,
         log_level: "warn".into(),
         json_logs: false,
+        upstreams,
     };
     let secrets = Secrets::load(None).unwrap();
     let admin_token = secrets.admin_token.clone();
@@ -180,6 +198,19 @@ where
     F: FnOnce(Srv) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_with_upstreams(backend, ttls, Vec::new(), test).await
+}
+
+/// As [`run`], with a server that signs users in through `upstreams` too.
+pub async fn run_with_upstreams<F, Fut>(
+    backend: Backend,
+    ttls: Ttls,
+    upstreams: Vec<UpstreamConfig>,
+    test: F,
+) where
+    F: FnOnce(Srv) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let (store, db): (Arc<dyn Store>, Option<TestDb>) = match backend {
         Backend::Memory => (Arc::new(MemoryStore::default()), None),
         Backend::Postgres => {
@@ -191,7 +222,7 @@ where
             (Arc::new(pg), Some(db))
         }
     };
-    let srv = start(store, ttls).await;
+    let srv = start_configured(store, ttls, None, Default::default(), upstreams).await;
     let tasks = srv.tasks.clone();
     let result = AssertUnwindSafe(test(srv)).catch_unwind().await;
     for t in tasks.iter() {
@@ -491,6 +522,19 @@ impl Browser {
             .await
             .unwrap();
         self.page(resp).await
+    }
+
+    /// The raw (sealed) value of a cookie this browser holds.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.lock().unwrap().get(name).cloned()
+    }
+
+    /// Puts a cookie (as raw `cookie` returned it) back into the jar.
+    pub fn put_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
     }
 
     /// Forgets a cookie.

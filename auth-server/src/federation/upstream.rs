@@ -1,0 +1,309 @@
+//! Palisade as a relying party of one upstream OpenID provider, through the `openidconnect`
+//! crate: discovery (cached), the authorization URL with state, nonce and PKCE S256, the code
+//! exchange and the ID token's validation (signature against the upstream's JWKS, issuer,
+//! audience, expiry, nonce). The JWKS is fetched again once when a token names an unknown key
+//! (the upstream rotated), at most once a minute.
+
+use super::config::UpstreamConfig;
+use super::linking::{map_claims, UpstreamIdentity};
+use super::FederationError;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet,
+    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AdditionalClaims, AuthType, AuthorizationCode, ClaimsVerificationError, Client, ClientId,
+    ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    RequestTokenError, Scope, SignatureVerificationError, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse,
+};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long discovery (and the JWKS fetched with it) is reused.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Shortest time between two JWKS refreshes caused by unknown key ids.
+pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// Timeout of one request to an upstream (well inside the server's request deadline).
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Every claim of the ID token beyond the standard ones, so claim mapping can name any claim
+/// (e.g. Entra ID's `oid`).
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+pub struct ExtraClaims {
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+impl AdditionalClaims for ExtraClaims {}
+
+type Fields = IdTokenFields<
+    ExtraClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
+type RpClient = Client<
+    ExtraClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    Tokens,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// The HTTP client used towards upstreams: no redirects followed, short timeouts.
+pub fn http_client() -> anyhow::Result<openidconnect::reqwest::Client> {
+    Ok(openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(UPSTREAM_TIMEOUT)
+        .build()?)
+}
+
+/// The client authentication at the upstream's token endpoint: `client_secret_basic` unless
+/// the upstream only lists `client_secret_post`. Pure.
+pub fn auth_type(supported: Option<&Vec<CoreClientAuthMethod>>) -> AuthType {
+    match supported {
+        Some(methods)
+            if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+        {
+            AuthType::RequestBody
+        }
+        _ => AuthType::BasicAuth,
+    }
+}
+
+struct Discovered {
+    metadata: CoreProviderMetadata,
+    fetched: Instant,
+    jwks_refreshed: Instant,
+}
+
+/// The per-sign-in secrets of a redirect to the upstream; kept server-side until the callback.
+pub struct Started {
+    /// Where to send the browser.
+    pub url: url::Url,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// One configured upstream and its cached discovery.
+pub struct Upstream {
+    pub config: UpstreamConfig,
+    discovered: RwLock<Option<Arc<Discovered>>>,
+}
+
+impl Upstream {
+    /// An upstream not yet discovered (discovery happens at the first sign-in with it, so an
+    /// upstream that is down never stops the server or the password sign-in).
+    pub fn new(config: UpstreamConfig) -> Self {
+        Upstream {
+            config,
+            discovered: RwLock::new(None),
+        }
+    }
+
+    /// The URL name.
+    pub fn name(&self) -> &str {
+        &self.config.upstream.name
+    }
+
+    /// The button text.
+    pub fn display_name(&self) -> &str {
+        &self.config.upstream.display_name
+    }
+
+    fn cached(&self) -> Option<Arc<Discovered>> {
+        self.discovered.read().ok().and_then(|d| d.clone())
+    }
+
+    fn remember(&self, d: Discovered) -> Arc<Discovered> {
+        let d = Arc::new(d);
+        if let Ok(mut slot) = self.discovered.write() {
+            *slot = Some(d.clone());
+        }
+        d
+    }
+
+    async fn discovered(
+        &self,
+        http: &openidconnect::reqwest::Client,
+    ) -> Result<Arc<Discovered>, FederationError> {
+        if let Some(d) = self
+            .cached()
+            .filter(|d| d.fetched.elapsed() < DISCOVERY_TTL)
+        {
+            return Ok(d);
+        }
+        let issuer = IssuerUrl::new(self.config.upstream.issuer.clone())
+            .map_err(|e| FederationError::Discovery(e.to_string()))?;
+        // Checks that the document's issuer is exactly this one, and fetches the JWKS.
+        let metadata = CoreProviderMetadata::discover_async(issuer, http)
+            .await
+            .map_err(|e| FederationError::Discovery(e.to_string()))?;
+        let now = Instant::now();
+        Ok(self.remember(Discovered {
+            metadata,
+            fetched: now,
+            jwks_refreshed: now,
+        }))
+    }
+
+    fn client(
+        &self,
+        metadata: &CoreProviderMetadata,
+        redirect_uri: &str,
+    ) -> Result<RpClient, FederationError> {
+        let redirect = RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| FederationError::Discovery(format!("redirect URI: {e}")))?;
+        Ok(RpClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.config.upstream.client_id.clone()),
+            Some(ClientSecret::new(self.config.client_secret.clone())),
+        )
+        .set_redirect_uri(redirect)
+        .set_auth_type(auth_type(metadata.token_endpoint_auth_methods_supported())))
+    }
+
+    /// The authorization URL for a new sign-in (discovering the upstream if needed), with a
+    /// fresh random state, nonce and PKCE S256 challenge.
+    pub async fn start(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        redirect_uri: &str,
+    ) -> Result<Started, FederationError> {
+        let d = self.discovered(http).await?;
+        let client = self.client(&d.metadata, redirect_uri)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        );
+        for scope in self
+            .config
+            .upstream
+            .scopes
+            .iter()
+            .filter(|s| *s != "openid")
+        {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.set_pkce_challenge(challenge).url();
+        Ok(Started {
+            url,
+            state: state.secret().clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        })
+    }
+
+    /// Exchanges `code`, validates the ID token against `nonce` and maps its claims.
+    pub async fn finish(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        redirect_uri: &str,
+        code: &str,
+        nonce: &str,
+        pkce_verifier: &str,
+    ) -> Result<UpstreamIdentity, FederationError> {
+        let d = self.discovered(http).await?;
+        let client = self.client(&d.metadata, redirect_uri)?;
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| FederationError::Exchange(e.to_string()))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
+            .request_async(http)
+            .await
+            .map_err(|e| {
+                FederationError::Exchange(match e {
+                    // The upstream's error code only; descriptions may echo request values.
+                    RequestTokenError::ServerResponse(r) => {
+                        format!("token endpoint: {}", r.error())
+                    }
+                    other => other.to_string(),
+                })
+            })?;
+        let id_token = tokens
+            .id_token()
+            .ok_or_else(|| FederationError::InvalidIdToken("no ID token in the response".into()))?;
+        let nonce = Nonce::new(nonce.to_string());
+        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+            Ok(c) => c.clone(),
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) if d.jwks_refreshed.elapsed() >= JWKS_REFRESH_INTERVAL => {
+                let d = self.refresh_jwks(http, &d).await?;
+                let client = self.client(&d.metadata, redirect_uri)?;
+                let verifier = client.id_token_verifier();
+                let claims = id_token
+                    .claims(&verifier, &nonce)
+                    .map_err(|e| FederationError::InvalidIdToken(e.to_string()))?
+                    .clone();
+                claims
+            }
+            Err(e) => return Err(FederationError::InvalidIdToken(e.to_string())),
+        };
+        let json = serde_json::to_value(&claims)
+            .map_err(|e| FederationError::InvalidIdToken(e.to_string()))?;
+        let map = json.as_object().cloned().unwrap_or_default();
+        map_claims(&self.config.upstream.claims, &map).map_err(FederationError::Claims)
+    }
+
+    async fn refresh_jwks(
+        &self,
+        http: &openidconnect::reqwest::Client,
+        d: &Discovered,
+    ) -> Result<Arc<Discovered>, FederationError> {
+        tracing::info!(upstream = %self.name(), "ID token names an unknown key; fetching the upstream's JWKS again");
+        let jwks = CoreJsonWebKeySet::fetch_async(d.metadata.jwks_uri(), http)
+            .await
+            .map_err(|e| FederationError::Discovery(format!("JWKS: {e}")))?;
+        Ok(self.remember(Discovered {
+            metadata: d.metadata.clone().set_jwks(jwks),
+            fetched: d.fetched,
+            jwks_refreshed: Instant::now(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_endpoint_auth_prefers_basic() {
+        use CoreClientAuthMethod::{ClientSecretBasic, ClientSecretPost, PrivateKeyJwt};
+        assert!(matches!(auth_type(None), AuthType::BasicAuth));
+        assert!(matches!(
+            auth_type(Some(&vec![ClientSecretPost, ClientSecretBasic])),
+            AuthType::BasicAuth
+        ));
+        assert!(matches!(
+            auth_type(Some(&vec![ClientSecretPost])),
+            AuthType::RequestBody
+        ));
+        assert!(matches!(
+            auth_type(Some(&vec![PrivateKeyJwt])),
+            AuthType::BasicAuth
+        ));
+    }
+}
