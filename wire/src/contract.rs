@@ -85,15 +85,19 @@ pub fn upstream_callback_path(name: &str) -> String {
     format!("/upstream/{name}/callback")
 }
 
-/// When a federated sign-in may attach to an existing local user (a link by upstream subject
-/// always comes first).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which local user a first sign-in through an upstream becomes (later sign-ins always use
+/// the link the first one made).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum AccountLinking {
-    /// Only users this upstream created or was linked to before; otherwise a new user.
+    /// A new local user, named `<upstream>:<upstream subject>`, without a password.
     #[default]
     SubjectOnly,
-    /// Also the one local user whose verified email equals the upstream's, when the upstream
-    /// says the email is verified (`email_verified: true`).
+    /// The existing local user whose verified email equals the upstream's, when the upstream
+    /// says `email_verified: true` and exactly one local user has that verified address;
+    /// otherwise a new user. Use only with upstreams that verify emails and are authoritative
+    /// for them (an unverified email never links).
     VerifiedEmail,
 }
 

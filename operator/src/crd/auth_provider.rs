@@ -114,6 +114,116 @@ pub struct AuthProviderSpec {
     /// contain secrets or tokens at any level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
+
+    /// Upstream OpenID Connect providers users may sign in with ("Sign in with Google /
+    /// Microsoft Entra ID"), shown as buttons under the password form, in this order. Register
+    /// `<issuer>/upstream/<name>/callback` as the redirect URI at each upstream. At most 16,
+    /// names unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(u, self.exists_one(o, o.name == u.name))")
+        .message("upstreams[].name must be unique"))]
+    pub upstreams: Vec<UpstreamProvider>,
+}
+
+/// An upstream OpenID Connect provider (this provider acts as its relying party).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamProvider {
+    /// Short name used in URLs and usernames, a DNS label such as `google` or `entra`. The
+    /// redirect URI to register at the upstream is `<issuer>/upstream/<name>/callback`.
+    /// Users created by this upstream are named `<name>:<upstream subject>`; renaming an
+    /// upstream therefore makes its users new users.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Button text on the sign-in page: "Sign in with <displayName>".
+    #[schemars(length(min = 1, max = 64))]
+    pub display_name: String,
+    /// The upstream's issuer URL, e.g. `https://accounts.google.com` or
+    /// `https://login.microsoftonline.com/<tenant-id>/v2.0`; discovery is read from
+    /// `<issuer>/.well-known/openid-configuration` and its `issuer` must equal this value.
+    /// https only; plain http is accepted for 127.0.0.1, ::1 and localhost, for tests.
+    #[schemars(length(min = 8, max = 512))]
+    #[x_kube(validation = Rule::new("isURL(self) && !self.contains('?') && !self.contains('#') && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost']))")
+        .message("issuer must be an https:// URL without query or fragment (http:// only for 127.0.0.1, ::1 or localhost)"))]
+    pub issuer: String,
+    /// The client ID this provider was registered with at the upstream.
+    #[schemars(length(min = 1, max = 512))]
+    pub client_id: String,
+    /// The Secret key (in this AuthProvider's namespace) holding the client secret issued by
+    /// the upstream. It reaches the pods as an environment variable from the Secret and is
+    /// never copied elsewhere. While it is missing the provider is not Ready
+    /// (reason `UpstreamSecretMissing`).
+    pub client_secret_ref: SecretKeyRef,
+    /// Scopes to request; `openid` is always sent. Default `openid email profile`.
+    #[serde(default = "default_upstream_scopes")]
+    #[schemars(length(max = 32))]
+    pub scopes: Vec<UpstreamScope>,
+    /// Which claims of the upstream's ID token fill the local user.
+    #[serde(default)]
+    pub claims: UpstreamClaims,
+    /// Which local user a first sign-in becomes. `SubjectOnly` (default): a new user.
+    /// `VerifiedEmail`: the existing user with the same verified email, if the upstream says
+    /// the email is verified; an unverified email never links. Later sign-ins always use the
+    /// link made by the first one.
+    #[serde(default)]
+    pub account_linking: palisade_wire::contract::AccountLinking,
+}
+
+fn default_upstream_scopes() -> Vec<UpstreamScope> {
+    palisade_wire::contract::Upstream::default_scopes()
+        .into_iter()
+        .map(UpstreamScope)
+        .collect()
+}
+
+/// An OAuth scope (RFC 6749 §3.3 characters), e.g. `email`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct UpstreamScope(
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[!#-\[\]-~]+$"))] pub String,
+);
+
+/// Names of ID-token claims.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamClaims {
+    /// The claim identifying the user at the upstream, stable for life. Default `sub`; for
+    /// Microsoft Entra ID use `oid` (its `sub` differs per application).
+    #[serde(default = "default_subject_claim")]
+    #[schemars(length(min = 1, max = 64))]
+    pub subject: String,
+    /// The claim holding the email address. Default `email`.
+    #[serde(default = "default_email_claim")]
+    #[schemars(length(min = 1, max = 64))]
+    pub email: String,
+    /// The claim holding the display name. Default `name`.
+    #[serde(default = "default_name_claim")]
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+fn default_email_claim() -> String {
+    "email".into()
+}
+fn default_name_claim() -> String {
+    "name".into()
+}
+
+impl Default for UpstreamClaims {
+    fn default() -> Self {
+        UpstreamClaims {
+            subject: default_subject_claim(),
+            email: default_email_claim(),
+            name: default_name_claim(),
+        }
+    }
 }
 
 fn default_replicas() -> i32 {

@@ -1,10 +1,10 @@
 //! Reduces an AuthProvider spec to the plain inputs of the renderers. Pure: the operator's
 //! configuration is passed in; no I/O.
 
-use crate::crd::auth_provider::{AuthProviderSpec, RateLimit, SecretKeyRef};
+use crate::crd::auth_provider::{AuthProviderSpec, RateLimit, SecretKeyRef, UpstreamProvider};
 use crate::crd::duration;
 use crate::keys::schedule::Policy;
-use crate::render::deployment::{DeploymentInput, PodInput, TokenTtls};
+use crate::render::deployment::{DeploymentInput, PodInput, TokenTtls, UpstreamInput};
 use crate::render::hpa::AutoscalingInput;
 use crate::render::ingress::IngressInput;
 use k8s_openapi::api::core::v1::SecretKeySelector;
@@ -114,6 +114,27 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
         tolerations: spec.tolerations.clone(),
         affinity: spec.affinity.clone(),
         log_level: spec.log_level.map(|l| l.as_str().to_string()),
+        upstreams: spec.upstreams.iter().map(upstream_input).collect(),
+    }
+}
+
+/// One upstream as the pods get it.
+fn upstream_input(u: &UpstreamProvider) -> UpstreamInput {
+    UpstreamInput {
+        upstream: contract::Upstream {
+            name: u.name.clone(),
+            display_name: u.display_name.clone(),
+            issuer: u.issuer.clone(),
+            client_id: u.client_id.clone(),
+            scopes: u.scopes.iter().map(|s| s.0.clone()).collect(),
+            claims: contract::ClaimMapping {
+                subject: u.claims.subject.clone(),
+                email: u.claims.email.clone(),
+                name: u.claims.name.clone(),
+            },
+            account_linking: u.account_linking,
+        },
+        client_secret: selector(&u.client_secret_ref),
     }
 }
 
