@@ -38,7 +38,20 @@ where
     F: FnOnce(Fed) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let upstream = common::start_memory().await;
+    run_fed_with(common::start_memory().await, backend, policy, issuer, test).await
+}
+
+/// As [`run_fed`], with the given upstream server.
+async fn run_fed_with<F, Fut>(
+    upstream: Srv,
+    backend: Backend,
+    policy: AccountLinking,
+    issuer: Option<String>,
+    test: F,
+) where
+    F: FnOnce(Fed) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let client_id = format!("palisade-{}", random_token(6));
     let secret = random_token(32);
     let config = UpstreamConfig {
@@ -611,6 +624,208 @@ mod upstream_down {
             AccountLinking::SubjectOnly,
             Some(issuer),
             upstream_down_leaves_password_sign_in_working,
+        )
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An upstream behind a proxy that can alter its answers: the upstream publishes the proxy's
+// address as its issuer, so the server under test and the browser only ever talk to the proxy.
+
+/// What the proxy does to the upstream's answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tamper {
+    /// Nothing.
+    Pass,
+    /// Rewrites the ID token's payload (another email) and keeps the signature.
+    IdTokenPayload,
+    /// Answers the next JWKS request with an empty key set (as before a key rotation).
+    HideKeysOnce,
+}
+
+#[derive(Clone)]
+struct Proxy {
+    target: String,
+    http: reqwest::Client,
+    tamper: std::sync::Arc<std::sync::Mutex<Tamper>>,
+    jwks_requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn forward(
+    axum::extract::State(proxy): axum::extract::State<Proxy>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let tamper = *proxy.tamper.lock().unwrap();
+    if path.ends_with("/jwks") {
+        proxy
+            .jwks_requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if tamper == Tamper::HideKeysOnce {
+            *proxy.tamper.lock().unwrap() = Tamper::Pass;
+            return axum::Json(serde_json::json!({"keys": []})).into_response();
+        }
+    }
+    let mut out = proxy.http.request(
+        req.method().clone(),
+        format!("http://{}{path}", proxy.target),
+    );
+    for (name, value) in req.headers() {
+        if name != "host" && name != "content-length" {
+            out = out.header(name, value);
+        }
+    }
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let resp = out.body(body).send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let mut body = resp.bytes().await.unwrap().to_vec();
+    if tamper == Tamper::IdTokenPayload && path.ends_with("/token") && status == 200 {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut json: Value = serde_json::from_slice(&body).unwrap();
+        let jwt = json["id_token"].as_str().unwrap().to_string();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        let mut claims = payload(&jwt);
+        claims["email"] = "mallory@example.com".into();
+        let forged = b64.encode(serde_json::to_vec(&claims).unwrap());
+        json["id_token"] = format!("{}.{forged}.{}", parts[0], parts[2]).into();
+        body = serde_json::to_vec(&json).unwrap();
+    }
+    let mut r = (status, body).into_response();
+    r.headers_mut().clear();
+    for (name, value) in &headers {
+        if name != "content-length" && name != "transfer-encoding" {
+            r.headers_mut().append(name, value.clone());
+        }
+    }
+    r
+}
+
+/// Runs `test` with the upstream behind a proxy set to `tamper`.
+async fn run_proxied<F, Fut>(backend: Backend, tamper: Tamper, test: F)
+where
+    F: FnOnce(Fed, Proxy) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front = listener.local_addr().unwrap();
+    let upstream = common::start_memory_as(format!("http://{front}/t")).await;
+    let proxy = Proxy {
+        target: upstream.state.config.public_addr.to_string(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        tamper: std::sync::Arc::new(std::sync::Mutex::new(tamper)),
+        jwks_requests: Default::default(),
+    };
+    let app = axum::Router::new()
+        .fallback(forward)
+        .with_state(proxy.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    run_fed_with(
+        upstream,
+        backend,
+        AccountLinking::SubjectOnly,
+        None,
+        |fed| test(fed, proxy),
+    )
+    .await;
+    task.abort();
+}
+
+async fn tampered_id_token_is_refused(fed: Fed, _proxy: Proxy) {
+    let alice = fed.upstream.user().await;
+    let flow = begin(&fed).await;
+    let to_upstream = press_button(&fed, &flow).await;
+    let callback = sign_in_upstream(
+        &fed,
+        &flow,
+        to_upstream.location.as_deref().unwrap(),
+        &alice,
+    )
+    .await;
+    let page = flow.local.get(&callback).await;
+    assert_failed_page(&page, 502, &["mallory", &fed.upstream_secret]);
+    assert!(!page.sets_cookie("palisade_session"), "no session");
+    assert_eq!(
+        fed.local
+            .counter("federated_login_total{upstream=\"corp\",outcome=\"invalid_id_token\"}")
+            .await,
+        1.0
+    );
+    assert!(
+        admin_user(&fed.local, &format!("corp:{alice}"))
+            .await
+            .is_none(),
+        "no user was created"
+    );
+}
+
+async fn unknown_signing_key_fetches_the_jwks_again(fed: Fed, proxy: Proxy) {
+    let alice = fed.upstream.user().await;
+    // Discovery sees no keys; the ID token then names a key that is not known yet.
+    let claims = federated_id_token(&fed, &alice).await;
+    assert_eq!(claims["amr"], serde_json::json!(["fed"]));
+    assert_eq!(
+        proxy
+            .jwks_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "fetched at discovery and once more for the unknown key"
+    );
+}
+
+mod tampered_id_token {
+    use super::*;
+    #[tokio::test]
+    async fn memory() {
+        run_proxied(
+            Backend::Memory,
+            Tamper::IdTokenPayload,
+            tampered_id_token_is_refused,
+        )
+        .await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        run_proxied(
+            Backend::Postgres,
+            Tamper::IdTokenPayload,
+            tampered_id_token_is_refused,
+        )
+        .await
+    }
+}
+
+mod jwks_refresh {
+    use super::*;
+    #[tokio::test]
+    async fn memory() {
+        run_proxied(
+            Backend::Memory,
+            Tamper::HideKeysOnce,
+            unknown_signing_key_fetches_the_jwks_again,
+        )
+        .await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        run_proxied(
+            Backend::Postgres,
+            Tamper::HideKeysOnce,
+            unknown_signing_key_fetches_the_jwks_again,
         )
         .await
     }

@@ -2,7 +2,8 @@
 //! crate: discovery (cached), the authorization URL with state, nonce and PKCE S256, the code
 //! exchange and the ID token's validation (signature against the upstream's JWKS, issuer,
 //! audience, expiry, nonce). The JWKS is fetched again once when a token names an unknown key
-//! (the upstream rotated), at most once a minute.
+//! (the upstream rotated): at once the first time, then at most once a minute. Only the
+//! upstream's own token endpoint supplies tokens, so nobody else can force these fetches.
 
 use super::config::UpstreamConfig;
 use super::linking::{map_claims, UpstreamIdentity};
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 
 /// How long discovery (and the JWKS fetched with it) is reused.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
-/// Shortest time between two JWKS refreshes caused by unknown key ids.
+/// Shortest time between two JWKS refreshes caused by unknown key ids (the first one after
+/// discovery is not held back).
 pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// Timeout of one request to an upstream (well inside the server's request deadline).
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
@@ -93,7 +95,8 @@ pub fn auth_type(supported: Option<&Vec<CoreClientAuthMethod>>) -> AuthType {
 struct Discovered {
     metadata: CoreProviderMetadata,
     fetched: Instant,
-    jwks_refreshed: Instant,
+    /// When an unknown key id last caused a JWKS refresh.
+    jwks_refreshed: Option<Instant>,
 }
 
 /// The per-sign-in secrets of a redirect to the upstream; kept server-side until the callback.
@@ -159,11 +162,10 @@ impl Upstream {
         let metadata = CoreProviderMetadata::discover_async(issuer, http)
             .await
             .map_err(|e| FederationError::Discovery(e.to_string()))?;
-        let now = Instant::now();
         Ok(self.remember(Discovered {
             metadata,
-            fetched: now,
-            jwks_refreshed: now,
+            fetched: Instant::now(),
+            jwks_refreshed: None,
         }))
     }
 
@@ -250,7 +252,10 @@ impl Upstream {
             Ok(c) => c.clone(),
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
-            )) if d.jwks_refreshed.elapsed() >= JWKS_REFRESH_INTERVAL => {
+            )) if d
+                .jwks_refreshed
+                .is_none_or(|t| t.elapsed() >= JWKS_REFRESH_INTERVAL) =>
+            {
                 let d = self.refresh_jwks(http, &d).await?;
                 let client = self.client(&d.metadata, redirect_uri)?;
                 let verifier = client.id_token_verifier();
@@ -280,7 +285,7 @@ impl Upstream {
         Ok(self.remember(Discovered {
             metadata: d.metadata.clone().set_jwks(jwks),
             fetched: d.fetched,
-            jwks_refreshed: Instant::now(),
+            jwks_refreshed: Some(Instant::now()),
         }))
     }
 }

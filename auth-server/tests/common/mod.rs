@@ -136,6 +136,20 @@ pub async fn start_memory() -> Srv {
     start(Arc::new(MemoryStore::default()), ttls()).await
 }
 
+/// A server on the in-memory store that publishes `issuer` (e.g. the address of a proxy in
+/// front of it) instead of its own address.
+pub async fn start_memory_as(issuer: String) -> Srv {
+    start_inner(
+        Arc::new(MemoryStore::default()),
+        ttls(),
+        None,
+        Default::default(),
+        Vec::new(),
+        Some(issuer),
+    )
+    .await
+}
+
 /// A server as [`start_with`], signing users in through `upstreams` too.
 pub async fn start_configured(
     store: Arc<dyn Store>,
@@ -144,11 +158,22 @@ pub async fn start_configured(
     rate_limits: palisade_wire::contract::RateLimits,
     upstreams: Vec<UpstreamConfig>,
 ) -> Srv {
+    start_inner(store, ttls, redis_url, rate_limits, upstreams, None).await
+}
+
+async fn start_inner(
+    store: Arc<dyn Store>,
+    ttls: Ttls,
+    redis_url: Option<String>,
+    rate_limits: palisade_wire::contract::RateLimits,
+    upstreams: Vec<UpstreamConfig>,
+    issuer: Option<String>,
+) -> Srv {
     let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_addr = public.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
-    let issuer = format!("http://{public_addr}/t");
+    let issuer = issuer.unwrap_or_else(|| format!("http://{public_addr}/t"));
     let config = Config {
         issuer: issuer.clone(),
         public_addr,
