@@ -293,6 +293,33 @@ async fn first_sign_in_creates_a_user_and_the_next_one_links_to_it(fed: Fed) {
             .await,
         before + 2.0
     );
+
+    // A disabled local user cannot sign in through the upstream either.
+    let local_name = format!("corp:{upstream_sub}");
+    assert_eq!(
+        fed.local
+            .put_user(&local_name, serde_json::json!({"disabled": true}))
+            .await,
+        204
+    );
+    let flow = begin(&fed).await;
+    let to_upstream = press_button(&fed, &flow).await;
+    let callback = sign_in_upstream(
+        &fed,
+        &flow,
+        to_upstream.location.as_deref().unwrap(),
+        &alice,
+    )
+    .await;
+    let refused = flow.local.get(&callback).await;
+    assert_failed_page(&refused, 403, &[]);
+    assert!(!refused.sets_cookie("palisade_session"));
+    assert_eq!(
+        fed.local
+            .counter("federated_login_total{upstream=\"corp\",outcome=\"account_disabled\"}")
+            .await,
+        1.0
+    );
 }
 fed_test!(
     creates_then_links,

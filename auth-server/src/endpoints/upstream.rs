@@ -11,7 +11,7 @@
 
 use super::authorize::issue_code;
 use super::html;
-use super::login::{csrf_matches, live_pending, set_cookie, EXPIRED};
+use super::login::{csrf_matches, live_pending, set_cookie};
 use crate::cookies::{CSRF_COOKIE, UPSTREAM_COOKIE};
 use crate::federation::linking::{self, Link};
 use crate::federation::upstream::Upstream;
@@ -320,7 +320,7 @@ async fn finish(
     }
     let pending = match state.store.take_pending(&login.request_id).await {
         Ok(Some(p)) if p.expires_at > Utc::now() => p,
-        Ok(_) => return Ok(html::error_page(StatusCode::BAD_REQUEST, EXPIRED)),
+        Ok(_) => return Err((FederationError::RequestExpired, None)),
         Err(e) => return Err((e.into(), None)),
     };
     let now = Utc::now();

@@ -42,6 +42,9 @@ pub enum FederationError {
     /// The local user is disabled.
     #[error("the local user is disabled")]
     Disabled,
+    /// The parked authorization request lapsed or was finished meanwhile.
+    #[error("the authorization request is unknown or has expired")]
+    RequestExpired,
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -59,6 +62,7 @@ impl FederationError {
             FederationError::InvalidIdToken(_) => "invalid_id_token",
             FederationError::Claims(_) => "invalid_claims",
             FederationError::Disabled => "account_disabled",
+            FederationError::RequestExpired => "request_expired",
             FederationError::Storage(_) => "unavailable",
         }
     }
