@@ -147,7 +147,7 @@ pub struct UpstreamProvider {
     /// `<issuer>/.well-known/openid-configuration` and its `issuer` must equal this value.
     /// https only; plain http is accepted for 127.0.0.1, ::1 and localhost, for tests.
     #[schemars(length(min = 8, max = 512))]
-    #[x_kube(validation = Rule::new("isURL(self) && !self.contains('?') && !self.contains('#') && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost']))")
+    #[x_kube(validation = Rule::new("isURL(self) && !self.contains('?') && !self.contains('#') && (self.startsWith('https://') || (self.startsWith('http://') && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost']))")
         .message("issuer must be an https:// URL without query or fragment (http:// only for 127.0.0.1, ::1 or localhost)"))]
     pub issuer: String,
     /// The client ID this provider was registered with at the upstream.
@@ -605,5 +605,100 @@ impl AuthProviderStatus {
         self.conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The messages of the CEL rules the API server would refuse `upstreams` with (evaluated
+    /// client-side on the generated schema, as the API server does).
+    fn refusals(upstreams: serde_json::Value) -> Vec<String> {
+        let ap: AuthProvider = serde_json::from_value(json!({
+            "apiVersion": "auth.palisade.dev/v1alpha1",
+            "kind": "AuthProvider",
+            "metadata": {"name": "x"},
+            "spec": {
+                "issuer": "https://id.example.com",
+                "database": {"urlSecretRef": {"name": "db", "key": "uri"}},
+                "upstreams": upstreams,
+            },
+        }))
+        .unwrap();
+        match kube::core::cel::validate_cel(&ap) {
+            Ok(()) => vec![],
+            Err(e) => e.into_vec().into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    fn upstream(name: &str, issuer: &str) -> serde_json::Value {
+        json!({
+            "name": name,
+            "displayName": "X",
+            "issuer": issuer,
+            "clientId": "c",
+            "clientSecretRef": {"name": "s", "key": "k"},
+        })
+    }
+
+    #[test]
+    fn upstream_issuers_are_https_or_loopback_http() {
+        for ok in [
+            "https://accounts.google.com",
+            "https://login.microsoftonline.com/tenant/v2.0",
+            "http://127.0.0.1:9000/t",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert_eq!(
+                refusals(json!([upstream("a", ok)])),
+                Vec::<String>::new(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://idp.example.com",
+            "http://127.0.0.1.example.com",
+            "ftp://idp.example.com",
+            "https://idp.example.com/?tenant=x",
+            "not a url",
+        ] {
+            let r = refusals(json!([upstream("a", bad)]));
+            assert!(
+                r.iter()
+                    .any(|m| m.starts_with("issuer must be an https:// URL")),
+                "{bad}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn upstream_names_are_unique() {
+        let r = refusals(json!([
+            upstream("a", "https://a.example"),
+            upstream("a", "https://b.example")
+        ]));
+        assert_eq!(r, ["upstreams[].name must be unique"]);
+        assert!(refusals(json!([
+            upstream("a", "https://a.example"),
+            upstream("b", "https://b.example")
+        ]))
+        .is_empty());
+    }
+
+    #[test]
+    fn upstream_defaults_are_the_documented_ones() {
+        let u: UpstreamProvider =
+            serde_json::from_value(upstream("g", "https://accounts.google.com")).unwrap();
+        let scopes: Vec<&str> = u.scopes.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(scopes, ["openid", "email", "profile"]);
+        assert_eq!(u.claims, UpstreamClaims::default());
+        assert_eq!(u.claims.subject, "sub");
+        assert_eq!(
+            u.account_linking,
+            palisade_wire::contract::AccountLinking::SubjectOnly
+        );
     }
 }
