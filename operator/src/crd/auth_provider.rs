@@ -573,6 +573,10 @@ pub struct AuthProviderStatus {
     /// The OpenID discovery document URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<String>,
+    /// The redirect URI to register at each upstream provider (`spec.upstreams`, in order):
+    /// `<issuer>/upstream/<name>/callback`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_redirect_uris: Vec<String>,
     /// Desired number of pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,

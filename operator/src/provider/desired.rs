@@ -183,6 +183,21 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
+/// The redirect URI to register at each upstream, in `spec.upstreams` order:
+/// `<issuer>/upstream/<name>/callback`.
+pub fn upstream_redirect_uris(spec: &AuthProviderSpec) -> Vec<String> {
+    spec.upstreams
+        .iter()
+        .map(|u| {
+            format!(
+                "{}{}",
+                spec.issuer.trim_end_matches('/'),
+                contract::upstream_callback_path(&u.name)
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -195,6 +210,44 @@ pub(crate) mod tests {
             "redis": {"urlSecretRef": {"name": "redis", "key": "url"}},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn upstreams_reach_the_pods_and_their_redirect_uris_the_status() {
+        let mut spec = spec();
+        spec.issuer = "https://id.example.com/realm/".into();
+        spec.upstreams = serde_json::from_value(serde_json::json!([
+            {"name": "google", "displayName": "Google", "issuer": "https://accounts.google.com",
+             "clientId": "g", "clientSecretRef": {"name": "oidc", "key": "google"}},
+            {"name": "entra", "displayName": "Microsoft", "issuer": "https://login.microsoftonline.com/t/v2.0",
+             "clientId": "e", "clientSecretRef": {"name": "oidc", "key": "entra"},
+             "claims": {"subject": "oid"}, "accountLinking": "VerifiedEmail"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            upstream_redirect_uris(&spec),
+            [
+                "https://id.example.com/realm/upstream/google/callback",
+                "https://id.example.com/realm/upstream/entra/callback"
+            ]
+        );
+        let pods = pod_input(&spec, "img");
+        assert_eq!(pods.upstreams.len(), 2);
+        let entra = &pods.upstreams[1];
+        assert_eq!(entra.upstream.claims.subject, "oid");
+        assert_eq!(entra.upstream.claims.email, "email");
+        assert_eq!(
+            entra.upstream.account_linking,
+            contract::AccountLinking::VerifiedEmail
+        );
+        assert_eq!(entra.upstream.scopes, ["openid", "email", "profile"]);
+        assert_eq!(
+            (
+                entra.client_secret.name.as_str(),
+                entra.client_secret.key.as_str()
+            ),
+            ("oidc", "entra")
+        );
     }
 
     #[test]

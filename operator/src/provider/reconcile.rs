@@ -248,6 +248,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         conditions: status::merge(&previous.conditions, &verdicts, ap.metadata.generation, now),
         issuer: Some(spec.issuer.clone()),
         discovery_url: Some(desired::discovery_url(&spec.issuer)),
+        upstream_redirect_uris: desired::upstream_redirect_uris(spec),
         replicas: deployment_obs.as_ref().map(|d| d.desired),
         ready_replicas: deployment_obs.as_ref().map(|d| d.ready),
         current_revision: deployment
