@@ -193,7 +193,17 @@ impl Upstream {
         redirect_uri: &str,
     ) -> Result<Started, FederationError> {
         let d = self.discovered(http).await?;
-        let client = self.client(&d.metadata, redirect_uri)?;
+        self.authorization_request(&d.metadata, redirect_uri)
+    }
+
+    /// The authorization URL at a discovered upstream, with a fresh random state, nonce and
+    /// PKCE S256 challenge, and the secrets to keep until the callback.
+    pub fn authorization_request(
+        &self,
+        metadata: &CoreProviderMetadata,
+        redirect_uri: &str,
+    ) -> Result<Started, FederationError> {
+        let client = self.client(metadata, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
@@ -267,10 +277,8 @@ impl Upstream {
             }
             Err(e) => return Err(FederationError::InvalidIdToken(e.to_string())),
         };
-        let json = serde_json::to_value(&claims)
-            .map_err(|e| FederationError::InvalidIdToken(e.to_string()))?;
-        let map = json.as_object().cloned().unwrap_or_default();
-        map_claims(&self.config.upstream.claims, &map).map_err(FederationError::Claims)
+        map_claims(&self.config.upstream.claims, &claims_json(&claims)?)
+            .map_err(FederationError::Claims)
     }
 
     async fn refresh_jwks(
@@ -290,9 +298,103 @@ impl Upstream {
     }
 }
 
+/// The claims of a validated ID token as one JSON object (standard and other claims alike),
+/// for claim mapping.
+pub fn claims_json(
+    claims: &openidconnect::IdTokenClaims<ExtraClaims, CoreGenderClaim>,
+) -> Result<serde_json::Map<String, serde_json::Value>, FederationError> {
+    match serde_json::to_value(claims) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(FederationError::InvalidIdToken(
+            "claims are not an object".into(),
+        )),
+        Err(e) => Err(FederationError::InvalidIdToken(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_url_carries_client_scopes_state_nonce_and_s256_challenge() {
+        use base64::Engine;
+        use sha2::Digest;
+        let metadata: CoreProviderMetadata = serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.com",
+            "authorization_endpoint": "https://idp.example.com/authorize?tenant=1",
+            "token_endpoint": "https://idp.example.com/token",
+            "jwks_uri": "https://idp.example.com/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }))
+        .unwrap();
+        let upstream = Upstream::new(UpstreamConfig {
+            upstream: palisade_wire::contract::Upstream {
+                name: "corp".into(),
+                display_name: "Corp".into(),
+                issuer: "https://idp.example.com".into(),
+                client_id: "palisade".into(),
+                scopes: vec!["openid".into(), "email".into(), "groups".into()],
+                claims: Default::default(),
+                account_linking: Default::default(),
+            },
+            client_secret: "s3cret".into(),
+        });
+        let cb = "https://id.example.com/upstream/corp/callback";
+        let started = upstream.authorization_request(&metadata, cb).unwrap();
+        let other = upstream.authorization_request(&metadata, cb).unwrap();
+        assert_ne!(started.state, other.state, "fresh state each time");
+        assert_ne!(started.nonce, other.nonce, "fresh nonce each time");
+        assert_ne!(started.pkce_verifier, other.pkce_verifier);
+        let url = &started.url;
+        assert_eq!(url.host_str(), Some("idp.example.com"));
+        assert_eq!(url.path(), "/authorize");
+        let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["tenant"], "1", "the endpoint's own query is kept");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "palisade");
+        assert_eq!(q["redirect_uri"], cb);
+        assert_eq!(q["scope"], "openid email groups", "openid once, first");
+        assert_eq!(q["state"], started.state);
+        assert_eq!(q["nonce"], started.nonce);
+        assert_eq!(q["code_challenge_method"], "S256");
+        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(started.pkce_verifier.as_bytes()));
+        assert_eq!(q["code_challenge"], expected);
+        assert!(!url.as_str().contains("s3cret"), "no secret in the URL");
+        assert!(started.state.len() >= 22 && started.nonce.len() >= 22);
+    }
+
+    #[test]
+    fn standard_and_provider_specific_claims_are_both_mappable() {
+        let claims: openidconnect::IdTokenClaims<ExtraClaims, CoreGenderClaim> =
+            serde_json::from_value(serde_json::json!({
+                "iss": "https://login.example.com/t/v2.0",
+                "aud": "app",
+                "exp": 2_000_000_000,
+                "iat": 1_900_000_000,
+                "sub": "pairwise-sub",
+                "oid": "object-id",
+                "email": "a@example.com",
+                "email_verified": true,
+                "name": "A",
+            }))
+            .unwrap();
+        let map = claims_json(&claims).unwrap();
+        let entra = palisade_wire::contract::ClaimMapping {
+            subject: "oid".into(),
+            ..Default::default()
+        };
+        let id = map_claims(&entra, &map).unwrap();
+        assert_eq!(id.subject, "object-id");
+        assert_eq!(id.email.as_deref(), Some("a@example.com"));
+        assert!(id.email_verified);
+        assert_eq!(id.name.as_deref(), Some("A"));
+        let default = map_claims(&Default::default(), &map).unwrap();
+        assert_eq!(default.subject, "pairwise-sub");
+    }
 
     #[test]
     fn token_endpoint_auth_prefers_basic() {
