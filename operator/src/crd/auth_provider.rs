@@ -693,6 +693,44 @@ mod tests {
     }
 
     #[test]
+    fn federated_sample_is_valid_and_says_what_it_means() {
+        let text = include_str!("../../../config/samples/authprovider-federated.yaml");
+        let ap: AuthProvider = serde_yaml::Deserializer::from_str(text)
+            .map(serde_yaml::Value::deserialize)
+            .map(Result::unwrap)
+            .find(|d| d["kind"] == "AuthProvider")
+            .map(|d| serde_yaml::from_value(d).unwrap())
+            .expect("the sample has an AuthProvider");
+        assert_eq!(
+            kube::core::cel::validate_cel(&ap).map_err(|e| e.to_string()),
+            Ok(())
+        );
+        let names: Vec<&str> = ap.spec.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["google", "entra"]);
+        assert_eq!(ap.spec.upstreams[1].claims.subject, "oid");
+        assert_eq!(
+            ap.spec.upstreams[0].account_linking,
+            palisade_wire::contract::AccountLinking::VerifiedEmail
+        );
+    }
+
+    #[test]
+    fn invalid_upstream_sample_is_refused_with_both_messages() {
+        let text = include_str!("../../../config/samples/invalid/upstream-http-issuer.yaml");
+        let ap: AuthProvider = serde_yaml::from_str(text).unwrap();
+        let messages: Vec<String> = kube::core::cel::validate_cel(&ap)
+            .unwrap_err()
+            .into_vec()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert!(messages.contains(&"upstreams[].name must be unique".to_string()));
+        assert!(messages
+            .iter()
+            .any(|m| m.starts_with("issuer must be an https:// URL")));
+    }
+
+    #[test]
     fn upstream_defaults_are_the_documented_ones() {
         let u: UpstreamProvider =
             serde_json::from_value(upstream("g", "https://accounts.google.com")).unwrap();
