@@ -857,3 +857,52 @@ mod jwks_refresh {
         .await
     }
 }
+
+/// An upstream that accepts connections and never answers.
+async fn hanging_issuer() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (format!("http://{addr}/t"), task)
+}
+
+async fn hanging_upstream_fails_within_the_deadline(fed: Fed) {
+    let flow = begin(&fed).await;
+    let request = flow.login.hidden("request").unwrap();
+    let csrf = flow.login.hidden("csrf").unwrap();
+    let started = std::time::Instant::now();
+    let page = flow
+        .local
+        .post(
+            &fed.local.url("/upstream/corp/start"),
+            &[("request", &request), ("csrf", &csrf)],
+        )
+        .await;
+    assert_failed_page(&page, 502, &[]);
+    assert!(
+        started.elapsed() < palisade_auth_server::REQUEST_DEADLINE,
+        "answered by the upstream timeout, not the request deadline: {:?}",
+        started.elapsed()
+    );
+}
+
+mod upstream_hanging {
+    use super::*;
+    #[tokio::test]
+    async fn memory() {
+        let (issuer, task) = hanging_issuer().await;
+        run_fed(
+            Backend::Memory,
+            AccountLinking::SubjectOnly,
+            Some(issuer),
+            hanging_upstream_fails_within_the_deadline,
+        )
+        .await;
+        task.abort();
+    }
+}

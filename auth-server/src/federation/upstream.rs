@@ -29,8 +29,10 @@ pub const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
 /// Shortest time between two JWKS refreshes caused by unknown key ids (the first one after
 /// discovery is not held back).
 pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
-/// Timeout of one request to an upstream (well inside the server's request deadline).
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+/// Timeout of one request to an upstream. A start makes at most two (discovery and JWKS), a
+/// callback usually two (code exchange, and JWKS after a rotation), so both fit in the
+/// server's 5-second request deadline and a slow upstream gets the sign-in-failed page.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Every claim of the ID token beyond the standard ones, so claim mapping can name any claim
 /// (e.g. Entra ID's `oid`).
@@ -73,7 +75,7 @@ type RpClient = Client<
 pub fn http_client() -> anyhow::Result<openidconnect::reqwest::Client> {
     Ok(openidconnect::reqwest::Client::builder()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(1))
         .timeout(UPSTREAM_TIMEOUT)
         .build()?)
 }
