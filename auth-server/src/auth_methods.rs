@@ -10,6 +10,9 @@ pub const MULTI_FACTOR: &str = "mfa";
 /// A single-use recovery code instead of the authenticator. RFC 8176 has no value for it, so
 /// a collision-resistant name (§2 allows them) tells relying parties it was not a TOTP code.
 pub const RECOVERY_CODE: &str = "urn:palisade:amr:recovery-code";
+/// Signed in through an upstream OpenID provider. Not an RFC 8176 value (it registers none
+/// for federation); Palisade's own, see docs/decisions.md.
+pub const FEDERATED: &str = "fed";
 
 /// `acr` of a sign-in with one factor.
 pub const ACR_SINGLE_FACTOR: &str = "urn:palisade:acr:1fa";

@@ -36,6 +36,8 @@ pub struct Config {
     pub totp_policy: TotpPolicy,
     pub log_level: String,
     pub json_logs: bool,
+    /// Upstream OpenID providers users may sign in with (federation); empty for none.
+    pub upstreams: Vec<crate::federation::config::UpstreamConfig>,
 }
 
 /// Audit records are kept 30 days unless configured otherwise.
@@ -86,6 +88,8 @@ impl Config {
             })?,
             None => TotpPolicy::default(),
         };
+        let upstreams = crate::federation::config::parse(var(env::UPSTREAMS).as_deref(), var)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Config {
             issuer,
             public_addr: var(env::PUBLIC_ADDR)
@@ -113,6 +117,7 @@ impl Config {
             totp_policy,
             log_level: var(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
             json_logs: var(env::LOG_FORMAT).as_deref() == Some("json"),
+            upstreams,
         })
     }
 

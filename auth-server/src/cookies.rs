@@ -10,6 +10,10 @@ pub const SESSION_COOKIE: &str = "palisade_session";
 /// Name of the CSRF cookie of the login form (double submit: the form echoes its value).
 pub const CSRF_COOKIE: &str = "palisade_csrf";
 
+/// Name of the cookie binding an upstream sign-in to the browser that started it (value: the
+/// `state` sent to the upstream, which the callback must carry back).
+pub const UPSTREAM_COOKIE: &str = "palisade_upstream";
+
 /// Seals and opens cookies.
 pub struct Cookies {
     key: Key,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod cookies;
 pub mod endpoints;
 pub mod error;
+pub mod federation;
 pub mod grants;
 pub mod keys;
 pub mod metrics;
@@ -190,6 +191,20 @@ pub fn public_router(state: AppState) -> Router {
             "/login/totp/continue",
             post(endpoints::mfa::continue_post).route_layer(middleware::from_fn_with_state(
                 (state.clone(), Endpoint::Mfa),
+                rate_limited,
+            )),
+        )
+        .route(
+            "/upstream/{name}/start",
+            post(endpoints::upstream::start).route_layer(middleware::from_fn_with_state(
+                (state.clone(), Endpoint::Authorize),
+                rate_limited,
+            )),
+        )
+        .route(
+            "/upstream/{name}/callback",
+            get(endpoints::upstream::callback).route_layer(middleware::from_fn_with_state(
+                (state.clone(), Endpoint::Authorize),
                 rate_limited,
             )),
         )

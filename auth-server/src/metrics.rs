@@ -25,6 +25,15 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+/// Labels of a federated sign-in's end.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FederatedLoginLabels {
+    /// The upstream's name.
+    pub upstream: String,
+    /// `success` or the failure (see `FederationError::outcome`).
+    pub outcome: &'static str,
+}
+
 /// The server's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -49,6 +58,8 @@ pub struct Metrics {
     pub mfa_enrolled: Counter,
     /// Recovery codes used.
     pub mfa_recovery_code_used: Counter,
+    /// Federated sign-ins by upstream and outcome.
+    pub federated_login: Family<FederatedLoginLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,6 +83,7 @@ impl Default for Metrics {
             mfa_failure: Counter::default(),
             mfa_enrolled: Counter::default(),
             mfa_recovery_code_used: Counter::default(),
+            federated_login: Family::default(),
         }
     }
 }
@@ -144,6 +156,11 @@ impl Metrics {
             "mfa_recovery_code_used",
             "Recovery codes used to sign in",
             self.mfa_recovery_code_used.clone(),
+        );
+        r.register(
+            "federated_login",
+            "Sign-ins through an upstream OpenID provider, by upstream and outcome",
+            self.federated_login.clone(),
         );
     }
 }

@@ -26,8 +26,8 @@ use utoipa::{Modify, OpenApi};
 port (8080) serves the issuer's endpoints under the issuer URL's path; the admin port (8081, \
 never behind the Ingress) serves the client and user registries and metrics. Operations are \
 tagged `public` or `admin` by port. Errors of the JSON endpoints have the RFC 6749 §5.2 shape \
-(`ErrorBody`); the browser endpoints (`/authorize`, `/login`, `/end_session`) answer errors \
-they must not redirect with an HTML page.",
+(`ErrorBody`); the browser endpoints (`/authorize`, `/login`, `/upstream/...`, `/end_session`) \
+answer errors they must not redirect with an HTML page.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     paths(
@@ -40,6 +40,8 @@ they must not redirect with an HTML page.",
         endpoints::mfa::totp_post,
         endpoints::mfa::enrol_post,
         endpoints::mfa::continue_post,
+        endpoints::upstream::start,
+        endpoints::upstream::callback,
         endpoints::token::token,
         endpoints::userinfo::userinfo,
         endpoints::introspect::introspect,
@@ -90,8 +92,10 @@ fn rate_limited(path: &str) -> Option<ratelimit::Endpoint> {
         "/introspect" => Endpoint::Introspect,
         "/revoke" => Endpoint::Revoke,
         "/userinfo" => Endpoint::Userinfo,
-        "/authorize" | "/login" => Endpoint::Authorize,
         "/login/totp" | "/login/totp/enrol" | "/login/totp/continue" => Endpoint::Mfa,
+        "/authorize" | "/login" | "/upstream/{name}/start" | "/upstream/{name}/callback" => {
+            Endpoint::Authorize
+        }
         _ => return None,
     })
 }
@@ -106,7 +110,7 @@ fn browser_page(path: &str) -> bool {
             | "/login/totp/enrol"
             | "/login/totp/continue"
             | "/end_session"
-    )
+    ) || path.starts_with("/upstream/")
 }
 
 struct Shared;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Encryption of TOTP secrets at rest (key derived from the pepper).
     pub totp_secrets: Arc<crate::mfa::seal::SecretBox>,
+    /// Upstream OpenID providers (federation).
+    pub federation: Arc<crate::federation::Federation>,
 }
 
 /// The internal Secret's values (files in the internal directory).
@@ -118,6 +120,9 @@ impl AppState {
             totp_secrets: Arc::new(crate::mfa::seal::SecretBox::new(&secrets.password_pepper)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),
             limiter: Arc::new(rate_limiter(&config, &metrics)?),
+            federation: Arc::new(crate::federation::Federation::new(
+                config.upstreams.clone(),
+            )?),
             config: Arc::new(config),
             store,
             keys,

@@ -37,6 +37,8 @@ fn every_route_is_described_with_its_errors_and_security() {
         ("post", "/authorize"),
         ("get", "/login"),
         ("post", "/login"),
+        ("post", "/upstream/{name}/start"),
+        ("get", "/upstream/{name}/callback"),
         ("post", "/token"),
         ("get", "/userinfo"),
         ("post", "/userinfo"),

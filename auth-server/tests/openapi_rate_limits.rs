@@ -73,6 +73,7 @@ async fn documented_429s_are_exactly_the_rate_limited_routes() {
         }
     }
     // authorize (GET, POST), login (GET, POST), token, userinfo (GET, POST), introspect, revoke,
-    // and the second-factor forms (login/totp, login/totp/enrol, login/totp/continue).
-    assert_eq!(limited, 12);
+    // the second-factor forms (login/totp, login/totp/enrol, login/totp/continue) and the
+    // upstream start (POST) and callback (GET).
+    assert_eq!(limited, 14);
 }

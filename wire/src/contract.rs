@@ -63,6 +63,109 @@ pub mod env {
     /// TOTP second-factor policy: one of [`crate::contract::TotpPolicy`]'s names
     /// (`Disabled`, `Optional`, `Required`); absent means `Optional`.
     pub const TOTP_POLICY: &str = "PALISADE_TOTP_POLICY";
+    /// Upstream OpenID providers as JSON of a list of [`crate::contract::Upstream`]; absent
+    /// means none. Client secrets are not in it: see [`crate::contract::upstream_secret_env`].
+    pub const UPSTREAMS: &str = "PALISADE_UPSTREAMS";
+    /// Prefix of the variables holding the upstreams' client secrets.
+    pub const UPSTREAM_SECRET_PREFIX: &str = "PALISADE_UPSTREAM_CLIENT_SECRET_";
+}
+
+/// The environment variable holding the client secret of upstream `name` (a DNS label):
+/// `PALISADE_UPSTREAM_CLIENT_SECRET_<NAME>`, upper-cased, `-` as `_`. The operator fills it
+/// with a `secretKeyRef`, so the secret never appears in [`env::UPSTREAMS`].
+pub fn upstream_secret_env(name: &str) -> String {
+    let suffix: String = name
+        .chars()
+        .map(|c| match c {
+            '-' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    format!("{}{suffix}", env::UPSTREAM_SECRET_PREFIX)
+}
+
+/// Path, under the issuer, where upstream `name` sends the browser back; the redirect URI to
+/// register at the upstream is the issuer followed by this path.
+pub fn upstream_callback_path(name: &str) -> String {
+    format!("/upstream/{name}/callback")
+}
+
+/// Which local user a first sign-in through an upstream becomes (later sign-ins always use
+/// the link the first one made).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum AccountLinking {
+    /// A new local user, named `<upstream>:<upstream subject>`, without a password.
+    #[default]
+    SubjectOnly,
+    /// The existing local user whose verified email equals the upstream's, when the upstream
+    /// says `email_verified: true` and exactly one local user has that verified address;
+    /// otherwise a new user. Use only with upstreams that verify emails and are authoritative
+    /// for them (an unverified email never links).
+    VerifiedEmail,
+}
+
+/// Which upstream ID-token claims fill the local user's fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimMapping {
+    /// The stable user identifier at the upstream (Microsoft Entra ID: `oid`).
+    #[serde(default = "ClaimMapping::default_subject")]
+    pub subject: String,
+    #[serde(default = "ClaimMapping::default_email")]
+    pub email: String,
+    #[serde(default = "ClaimMapping::default_name")]
+    pub name: String,
+}
+
+impl ClaimMapping {
+    fn default_subject() -> String {
+        "sub".into()
+    }
+    fn default_email() -> String {
+        "email".into()
+    }
+    fn default_name() -> String {
+        "name".into()
+    }
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        ClaimMapping {
+            subject: Self::default_subject(),
+            email: Self::default_email(),
+            name: Self::default_name(),
+        }
+    }
+}
+
+/// One upstream OpenID provider users may sign in with, as rendered into [`env::UPSTREAMS`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Upstream {
+    /// DNS label, used in URLs (`/upstream/<name>/...`) and usernames.
+    pub name: String,
+    /// Button text: "Sign in with <displayName>".
+    pub display_name: String,
+    /// The upstream's issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// Scopes requested; `openid` is always added.
+    #[serde(default = "Upstream::default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub claims: ClaimMapping,
+    #[serde(default)]
+    pub account_linking: AccountLinking,
+}
+
+impl Upstream {
+    /// `openid email profile`.
+    pub fn default_scopes() -> Vec<String> {
+        vec!["openid".into(), "email".into(), "profile".into()]
+    }
 }
 
 use serde::{Deserialize, Serialize};
@@ -170,7 +273,7 @@ pub mod migration {
 
 #[cfg(test)]
 mod tests {
-    use super::TotpPolicy;
+    use super::*;
 
     #[test]
     fn totp_policy_names_round_trip_and_others_are_refused() {
@@ -183,5 +286,26 @@ mod tests {
         }
         assert_eq!(TotpPolicy::parse("required"), None);
         assert_eq!(TotpPolicy::default(), TotpPolicy::Optional);
+    }
+
+    #[test]
+    fn upstream_secret_variable_is_a_valid_env_name() {
+        assert_eq!(
+            upstream_secret_env("entra-id"),
+            "PALISADE_UPSTREAM_CLIENT_SECRET_ENTRA_ID"
+        );
+    }
+
+    #[test]
+    fn upstream_defaults_fill_scopes_claims_and_linking() {
+        let u: Upstream = serde_json::from_str(
+            r#"{"name":"g","displayName":"Google","issuer":"https://accounts.google.com","clientId":"c"}"#,
+        )
+        .unwrap();
+        assert_eq!(u.scopes, ["openid", "email", "profile"]);
+        assert_eq!(u.claims, ClaimMapping::default());
+        assert_eq!(u.account_linking, AccountLinking::SubjectOnly);
+        let back: Upstream = serde_json::from_str(&serde_json::to_string(&u).unwrap()).unwrap();
+        assert_eq!(back, u);
     }
 }

@@ -40,7 +40,10 @@ button:hover{background:#1d4ed8}\
 .muted{color:#6b7280;font-size:.875rem}\
 .qr{display:flex;justify-content:center;margin:.5rem 0}\
 code{font:.9375rem/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;word-break:break-all}\
-ul.codes{columns:2;padding-left:1.25rem;margin:.5rem 0}";
+ul.codes{columns:2;padding-left:1.25rem;margin:.5rem 0}\
+.upstreams{margin-top:1.25rem;border-top:1px solid #e5e7eb}\
+.upstreams button{margin-top:.75rem;background:#fff;color:#111827;border:1px solid #d1d5db}\
+.upstreams button:hover{background:#f9fafb}";
 
 /// A complete page: `title` (escaped) and `body` (already HTML).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -89,6 +92,38 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     )
 }
 
+/// A "Sign in with <display name>" button: a form POST to the upstream's start endpoint.
+pub struct UpstreamButton<'a> {
+    /// Form target: `<issuer path>/upstream/<name>/start`.
+    pub action: String,
+    pub display_name: &'a str,
+}
+
+/// The page of a failed federated sign-in: the same words whatever went wrong (details are in
+/// the log), and a way back to the sign-in page when the request is still open.
+pub fn upstream_failed_page(
+    status: StatusCode,
+    display_name: &str,
+    retry: Option<&str>,
+) -> Response {
+    let back = retry
+        .map(|href| {
+            format!(
+                "\n<p><a href=\"{}\">Back to the sign-in page</a></p>",
+                escape(href)
+            )
+        })
+        .unwrap_or_default();
+    page(
+        status,
+        "Sign-in error",
+        &format!(
+            "<h1>Sign-in failed</h1>\n<p role=\"alert\">Sign-in with {} failed. Try again or use another method.</p>{back}",
+            escape(display_name)
+        ),
+    )
+}
+
 /// Fields of the login form.
 pub struct LoginForm<'a> {
     /// Form target: `<issuer path>/login`.
@@ -99,6 +134,8 @@ pub struct LoginForm<'a> {
     pub error: Option<&'a str>,
     /// Offer the `enrol_totp` checkbox (self-enrolment under the `Optional` TOTP policy).
     pub offer_totp_enrolment: bool,
+    /// One button per upstream provider, under the password form.
+    pub upstreams: &'a [UpstreamButton<'a>],
 }
 
 /// The login page.
@@ -114,13 +151,14 @@ pub fn login_page(status: StatusCode, f: &LoginForm<'_>) -> Response {
 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\n\
 <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\">\n\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\">\n\
-{enrol}<button type=\"submit\">Sign in</button>\n</form>",
+{enrol}<button type=\"submit\">Sign in</button>\n</form>{upstreams}",
         enrol = if f.offer_totp_enrolment {
             "<label class=\"check\"><input type=\"checkbox\" name=\"enrol_totp\" value=\"1\">\
 Set up two-step verification</label>\n"
         } else {
             ""
         },
+        upstreams = upstream_buttons(f),
         client = escape(f.client_name),
         action = escape(f.action),
         request = escape(f.request_id),
@@ -234,6 +272,30 @@ They are shown only now: store them somewhere safe.</p>\n\
     page(StatusCode::OK, "Save your recovery codes", &body)
 }
 
+/// The "Sign in with …" forms under the password form, one per upstream provider.
+fn upstream_buttons(f: &LoginForm<'_>) -> String {
+    if f.upstreams.is_empty() {
+        return String::new();
+    }
+    let forms: String = f
+        .upstreams
+        .iter()
+        .map(|u| {
+            format!(
+                "\n<form method=\"post\" action=\"{action}\">\
+<input type=\"hidden\" name=\"request\" value=\"{request}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<button type=\"submit\">Sign in with {name}</button></form>",
+                action = escape(&u.action),
+                request = escape(f.request_id),
+                csrf = escape(f.csrf),
+                name = escape(u.display_name),
+            )
+        })
+        .collect();
+    format!("\n<div class=\"upstreams\">{forms}\n</div>")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +319,10 @@ mod tests {
                 client_name: "<App>",
                 error: Some("Incorrect username or password."),
                 offer_totp_enrolment: false,
+                upstreams: &[UpstreamButton {
+                    action: "/realm/upstream/google/start".into(),
+                    display_name: "<Google>",
+                }],
             },
         );
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
@@ -274,6 +340,8 @@ mod tests {
             "<button type=\"submit\">Sign in</button>",
             "<p class=\"error\" role=\"alert\">Incorrect username or password.</p>",
             "to continue to &lt;App&gt;",
+            "<form method=\"post\" action=\"/realm/upstream/google/start\">",
+            "<button type=\"submit\">Sign in with &lt;Google&gt;</button>",
         ] {
             assert!(html.contains(needle), "missing {needle} in {html}");
         }

@@ -42,15 +42,20 @@ pub fn csrf_matches(cookie: Option<&str>, form: Option<&str>) -> bool {
     }
 }
 
-const EXPIRED: &str = "This sign-in request is unknown or has expired.";
+/// The page of an unknown or expired parked request.
+pub const EXPIRED: &str = "This sign-in request is unknown or has expired.";
+/// The page of a storage outage.
+pub const UNAVAILABLE: &str =
+    "The sign-in service is temporarily unavailable. Please try again in a moment.";
 
-async fn live_pending(state: &AppState, id: &str) -> Result<PendingAuthorization, Response> {
+/// The parked request `id`, if it is still open; otherwise the error page to show.
+pub async fn live_pending(state: &AppState, id: &str) -> Result<PendingAuthorization, Response> {
     match state.store.pending(id).await {
         Ok(Some(p)) if p.expires_at > Utc::now() => Ok(p),
         Ok(_) => Err(html::error_page(StatusCode::BAD_REQUEST, EXPIRED)),
         Err(_) => Err(html::error_page(
             StatusCode::SERVICE_UNAVAILABLE,
-            "The sign-in service is temporarily unavailable. Please try again in a moment.",
+            UNAVAILABLE,
         )),
     }
 }
@@ -70,7 +75,17 @@ async fn form_page(
     csrf: &str,
     error: Option<&str>,
 ) -> Response {
-    let action = format!("{}/login", crate::url_path(&state.config.issuer));
+    let prefix = crate::url_path(&state.config.issuer);
+    let action = format!("{prefix}/login");
+    let upstreams: Vec<html::UpstreamButton<'_>> = state
+        .federation
+        .all()
+        .iter()
+        .map(|u| html::UpstreamButton {
+            action: format!("{prefix}/upstream/{}/start", u.name()),
+            display_name: u.display_name(),
+        })
+        .collect();
     html::login_page(
         status,
         &LoginForm {
@@ -81,6 +96,7 @@ async fn form_page(
             error,
             offer_totp_enrolment: state.config.totp_policy
                 == palisade_wire::contract::TotpPolicy::Optional,
+            upstreams: &upstreams,
         },
     )
 }
@@ -193,12 +209,7 @@ pub async fn login_post(
     };
     let user = match state.store.user(username).await {
         Ok(u) => u,
-        Err(_) => {
-            return html::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The sign-in service is temporarily unavailable. Please try again in a moment.",
-            )
-        }
+        Err(_) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
     };
     // Always one argon2 verification (a dummy one for unknown users), off the async threads.
     let verified = crate::passwords::verify_blocking(
@@ -251,12 +262,7 @@ pub async fn login_post(
     let pending = match state.store.take_pending(request_id).await {
         Ok(Some(p)) => p,
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => {
-            return html::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The sign-in service is temporarily unavailable. Please try again in a moment.",
-            )
-        }
+        Err(_) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
     };
     let now = Utc::now();
     if next != NextStep::Done {
@@ -273,12 +279,7 @@ pub async fn login_post(
     .await
     {
         Ok(s) => s,
-        Err(_) => {
-            return html::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The sign-in service is temporarily unavailable. Please try again in a moment.",
-            )
-        }
+        Err(_) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
     };
     state.metrics.login_success.inc();
     state.audit.record(
@@ -294,8 +295,8 @@ pub async fn login_post(
     resp
 }
 
-/// Appends a `Set-Cookie` header (a value that is not a valid header is dropped).
-pub(crate) fn set_cookie(resp: &mut Response, value: &str) {
+/// Appends a `Set-Cookie` header.
+pub fn set_cookie(resp: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

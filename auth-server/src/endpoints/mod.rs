@@ -11,6 +11,7 @@ pub mod login;
 pub mod mfa;
 pub mod revoke;
 pub mod token;
+pub mod upstream;
 pub mod userinfo;
 
 use crate::error::OAuthError;

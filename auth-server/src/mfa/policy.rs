@@ -1,7 +1,7 @@
 //! Which step follows a correct password, and whether an existing session is strong enough.
 //! Pure functions of the provider's policy, the user's flags and their enrolment.
 
-use crate::auth_methods::MULTI_FACTOR;
+use crate::auth_methods::{FEDERATED, MULTI_FACTOR};
 use chrono::{DateTime, Duration, Utc};
 use palisade_wire::contract::TotpPolicy;
 
@@ -53,7 +53,9 @@ pub fn next_step(policy: TotpPolicy, mfa_required: bool, enrolled: bool) -> Next
 
 /// Whether a session whose sign-in used the methods `amr` may be reused without signing in
 /// again: it may unless this user now needs a second factor the session did not have (a
-/// session from before the policy became Required, or before the user enrolled).
+/// session from before the policy became Required, or before the user enrolled). A sign-in
+/// through an upstream provider suffices: the upstream authenticated the user, with its own
+/// second-factor policy (the TOTP policy is about passwords checked here).
 pub fn session_suffices(
     policy: TotpPolicy,
     mfa_required: bool,
@@ -61,7 +63,7 @@ pub fn session_suffices(
     amr: &[String],
 ) -> bool {
     next_step(policy, mfa_required, enrolled) == NextStep::Done
-        || amr.iter().any(|m| m == MULTI_FACTOR)
+        || amr.iter().any(|m| m == MULTI_FACTOR || m == FEDERATED)
 }
 
 #[cfg(test)]
@@ -120,6 +122,11 @@ mod tests {
         );
         assert!(session_suffices(Required, false, true, &mfa));
         assert!(session_suffices(Disabled, true, true, &pwd));
+        let fed = vec!["fed".to_string()];
+        assert!(
+            session_suffices(Required, true, true, &fed),
+            "the upstream authenticated"
+        );
         assert!(
             !session_suffices(Required, false, false, &[]),
             "unknown methods"

@@ -2,7 +2,7 @@
 
 use super::{
     CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
-    StoreError, TotpEnrolment, User,
+    StoreError, TotpEnrolment, UpstreamLogin, User,
 };
 use crate::audit::{AuditQuery, AuditRecord};
 use chrono::{DateTime, Utc};
@@ -24,6 +24,9 @@ pub struct MemoryStore {
     refresh: Mutex<HashMap<String, Once<RefreshGrant>>>,
     revoked_families: Mutex<HashMap<String, DateTime<Utc>>>,
     sessions: Mutex<HashMap<String, Session>>,
+    upstream_logins: Mutex<HashMap<String, UpstreamLogin>>,
+    /// (upstream, upstream subject) → local sub.
+    upstream_links: Mutex<HashMap<(String, String), String>>,
     audit: Mutex<AuditTrail>,
     /// Authenticators by `sub`.
     totp: Mutex<HashMap<String, TotpEnrolment>>,
@@ -117,9 +120,14 @@ impl Store for MemoryStore {
 
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         let removed = self.users.write().expect("lock").remove(username);
-        // As the PostgreSQL foreign key does: the authenticator goes with the user.
+        // As the PostgreSQL foreign keys do: the authenticator and the upstream links go with
+        // the user.
         if let Some(u) = &removed {
             self.totp.lock().expect("lock").remove(&u.sub);
+            self.upstream_links
+                .lock()
+                .expect("lock")
+                .retain(|_, sub| *sub != u.sub);
         }
         Ok(removed.is_some())
     }
@@ -226,6 +234,72 @@ impl Store for MemoryStore {
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
         self.sessions.lock().expect("lock").remove(token_hash);
         Ok(())
+    }
+
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+        Ok(self
+            .users
+            .read()
+            .expect("lock")
+            .values()
+            .filter(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn put_upstream_login(
+        &self,
+        state_hash: &str,
+        login: &UpstreamLogin,
+    ) -> Result<(), StoreError> {
+        let mut map = self.upstream_logins.lock().expect("lock");
+        let now = Utc::now();
+        map.retain(|_, l| l.expires_at > now);
+        map.insert(state_hash.to_string(), login.clone());
+        Ok(())
+    }
+
+    async fn take_upstream_login(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<UpstreamLogin>, StoreError> {
+        Ok(self
+            .upstream_logins
+            .lock()
+            .expect("lock")
+            .remove(state_hash))
+    }
+
+    async fn upstream_link(
+        &self,
+        upstream: &str,
+        upstream_sub: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .upstream_links
+            .lock()
+            .expect("lock")
+            .get(&(upstream.to_string(), upstream_sub.to_string()))
+            .cloned())
+    }
+
+    async fn link_upstream(
+        &self,
+        upstream: &str,
+        upstream_sub: &str,
+        sub: &str,
+    ) -> Result<String, StoreError> {
+        Ok(self
+            .upstream_links
+            .lock()
+            .expect("lock")
+            .entry((upstream.to_string(), upstream_sub.to_string()))
+            .or_insert_with(|| sub.to_string())
+            .clone())
     }
 
     async fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {

@@ -166,6 +166,30 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A sign-in in flight at an upstream provider (stored under the hash of its `state`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamLogin {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The parked authorization request the sign-in finishes.
+    pub request_id: String,
+    /// The nonce the upstream's ID token must carry.
+    pub nonce: String,
+    /// The PKCE verifier of the code exchange.
+    pub pkce_verifier: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+// The verifier and nonce stay out of logs, even through `{:?}`.
+impl std::fmt::Debug for UpstreamLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLogin")
+            .field("upstream", &self.upstream)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Outcome of presenting a single-use secret (code or refresh token).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Redeemed<T> {
@@ -242,6 +266,34 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
     /// Ends a session.
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Users whose email equals `email`, ignoring case (at most a few).
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
+    /// Stores an upstream sign-in in flight under the hash of its `state`.
+    async fn put_upstream_login(
+        &self,
+        state_hash: &str,
+        login: &UpstreamLogin,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns an upstream sign-in, atomically: only one callback gets it.
+    async fn take_upstream_login(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<UpstreamLogin>, StoreError>;
+    /// The local `sub` linked to an upstream account.
+    async fn upstream_link(
+        &self,
+        upstream: &str,
+        upstream_sub: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Links an upstream account to local user `sub` unless it is linked already; returns
+    /// the linked `sub` (the earlier one when a concurrent sign-in linked first).
+    async fn link_upstream(
+        &self,
+        upstream: &str,
+        upstream_sub: &str,
+        sub: &str,
+    ) -> Result<String, StoreError>;
 
     /// Appends audit records (their ids are assigned here, increasing).
     async fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;

@@ -9,7 +9,7 @@
 
 use super::{
     CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
-    StoreError, TotpEnrolment, User,
+    StoreError, TotpEnrolment, UpstreamLogin, User,
 };
 use crate::audit::{AuditEvent, AuditQuery, AuditRecord, Outcome};
 use chrono::{DateTime, Utc};
@@ -501,6 +501,86 @@ impl Store for PostgresStore {
             .await
             .map_err(err)?;
         Ok(())
+    }
+
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) ORDER BY username LIMIT 10"
+        ))
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?
+        .iter()
+        .map(user_from_row)
+        .collect()
+    }
+
+    async fn put_upstream_login(
+        &self,
+        state_hash: &str,
+        login: &UpstreamLogin,
+    ) -> Result<(), StoreError> {
+        self.maybe_purge("upstream_logins").await?;
+        sqlx::query(
+            "INSERT INTO upstream_logins (state_hash, login, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(state_hash)
+        .bind(to_json(login)?)
+        .bind(login.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn take_upstream_login(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<UpstreamLogin>, StoreError> {
+        sqlx::query("DELETE FROM upstream_logins WHERE state_hash = $1 RETURNING login")
+            .bind(state_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, "login"))
+            .transpose()
+    }
+
+    async fn upstream_link(
+        &self,
+        upstream: &str,
+        upstream_sub: &str,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query("SELECT sub FROM upstream_links WHERE upstream = $1 AND upstream_sub = $2")
+            .bind(upstream)
+            .bind(upstream_sub)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| r.try_get("sub").map_err(err))
+            .transpose()
+    }
+
+    async fn link_upstream(
+        &self,
+        upstream: &str,
+        upstream_sub: &str,
+        sub: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO upstream_links (upstream, upstream_sub, sub) VALUES ($1, $2, $3)
+             ON CONFLICT (upstream, upstream_sub) DO NOTHING",
+        )
+        .bind(upstream)
+        .bind(upstream_sub)
+        .bind(sub)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        self.upstream_link(upstream, upstream_sub)
+            .await?
+            .ok_or_else(|| StoreError("the upstream link vanished after it was written".into()))
     }
 
     async fn put_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {

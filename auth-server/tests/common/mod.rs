@@ -6,6 +6,7 @@
 
 use futures::FutureExt;
 use palisade_auth_server::config::{Config, Ttls};
+use palisade_auth_server::federation::config::UpstreamConfig;
 use palisade_auth_server::keys::KeyStore;
 use palisade_auth_server::state::{AppState, Secrets};
 use palisade_auth_server::store::{memory::MemoryStore, postgres::PostgresStore, Store};
@@ -130,6 +131,20 @@ pub async fn start_with(
     .await
 }
 
+/// A server on the in-memory store with the default lifetimes (e.g. an upstream provider).
+pub async fn start_memory() -> Srv {
+    start_configured(Arc::new(MemoryStore::default()), ttls(), |_| {}).await
+}
+
+/// A server on the in-memory store that publishes `issuer` (e.g. the address of a proxy in
+/// front of it) instead of its own address.
+pub async fn start_memory_as(issuer: String) -> Srv {
+    start_configured(Arc::new(MemoryStore::default()), ttls(), |c| {
+        c.issuer = issuer
+    })
+    .await
+}
+
 /// A server on `store` with the test configuration changed by `configure` (policy, rate
 /// limits, Redis). Its tasks stop when the test's runtime ends.
 pub async fn start_configured(
@@ -141,9 +156,8 @@ pub async fn start_configured(
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let public_addr = public.local_addr().unwrap();
     let admin_addr = admin.local_addr().unwrap();
-    let issuer = format!("http://{public_addr}/t");
     let mut config = Config {
-        issuer: issuer.clone(),
+        issuer: format!("http://{public_addr}/t"),
         public_addr,
         admin_addr,
         database_url: None,
@@ -156,8 +170,10 @@ pub async fn start_configured(
         totp_policy: Default::default(),
         log_level: "warn".into(),
         json_logs: false,
+        upstreams: Vec::new(),
     };
     configure(&mut config);
+    let issuer = config.issuer.clone();
     let secrets = Secrets::load(None).unwrap();
     let admin_token = secrets.admin_token.clone();
     let (state, _audit_writer) =
@@ -195,6 +211,19 @@ where
     Fut: Future<Output = ()>,
 {
     run_configured(backend, ttls, |_| {}, test).await
+}
+
+/// As [`run`], with a server that signs users in through `upstreams` too.
+pub async fn run_with_upstreams<F, Fut>(
+    backend: Backend,
+    ttls: Ttls,
+    upstreams: Vec<UpstreamConfig>,
+    test: F,
+) where
+    F: FnOnce(Srv) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    run_configured(backend, ttls, move |c| c.upstreams = upstreams, test).await
 }
 
 /// [`run`] with the test configuration changed by `configure`.
@@ -549,6 +578,19 @@ impl Browser {
             .await
             .unwrap();
         self.page(resp).await
+    }
+
+    /// The raw (sealed) value of a cookie this browser holds.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar.lock().unwrap().get(name).cloned()
+    }
+
+    /// Puts a cookie (as raw `cookie` returned it) back into the jar.
+    pub fn put_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
     }
 
     /// Forgets a cookie.

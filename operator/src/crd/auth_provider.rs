@@ -127,6 +127,116 @@ pub struct AuthProviderSpec {
     /// tokens at any level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<LogLevel>,
+
+    /// Upstream OpenID Connect providers users may sign in with ("Sign in with Google /
+    /// Microsoft Entra ID"), shown as buttons under the password form, in this order. Register
+    /// `<issuer>/upstream/<name>/callback` as the redirect URI at each upstream. At most 16,
+    /// names unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(u, self.exists_one(o, o.name == u.name))")
+        .message("upstreams[].name must be unique"))]
+    pub upstreams: Vec<UpstreamProvider>,
+}
+
+/// An upstream OpenID Connect provider (this provider acts as its relying party).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamProvider {
+    /// Short name used in URLs and usernames, a DNS label such as `google` or `entra`. The
+    /// redirect URI to register at the upstream is `<issuer>/upstream/<name>/callback`.
+    /// Users created by this upstream are named `<name>:<upstream subject>`; renaming an
+    /// upstream therefore makes its users new users.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Button text on the sign-in page: "Sign in with <displayName>".
+    #[schemars(length(min = 1, max = 64))]
+    pub display_name: String,
+    /// The upstream's issuer URL, e.g. `https://accounts.google.com` or
+    /// `https://login.microsoftonline.com/<tenant-id>/v2.0`; discovery is read from
+    /// `<issuer>/.well-known/openid-configuration` and its `issuer` must equal this value.
+    /// https only; plain http is accepted for 127.0.0.1, ::1 and localhost, for tests.
+    #[schemars(length(min = 8, max = 512))]
+    #[x_kube(validation = Rule::new("isURL(self) && !self.contains('?') && !self.contains('#') && (self.startsWith('https://') || (self.startsWith('http://') && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost']))")
+        .message("issuer must be an https:// URL without query or fragment (http:// only for 127.0.0.1, ::1 or localhost)"))]
+    pub issuer: String,
+    /// The client ID this provider was registered with at the upstream.
+    #[schemars(length(min = 1, max = 512))]
+    pub client_id: String,
+    /// The Secret key (in this AuthProvider's namespace) holding the client secret issued by
+    /// the upstream. It reaches the pods as an environment variable from the Secret and is
+    /// never copied elsewhere. While it is missing the provider is not Ready
+    /// (reason `UpstreamSecretMissing`).
+    pub client_secret_ref: SecretKeyRef,
+    /// Scopes to request; `openid` is always sent. Default `openid email profile`.
+    #[serde(default = "default_upstream_scopes")]
+    #[schemars(length(max = 32))]
+    pub scopes: Vec<UpstreamScope>,
+    /// Which claims of the upstream's ID token fill the local user.
+    #[serde(default)]
+    pub claims: UpstreamClaims,
+    /// Which local user a first sign-in becomes. `SubjectOnly` (default): a new user.
+    /// `VerifiedEmail`: the existing user with the same verified email, if the upstream says
+    /// the email is verified; an unverified email never links. Later sign-ins always use the
+    /// link made by the first one.
+    #[serde(default)]
+    pub account_linking: palisade_wire::contract::AccountLinking,
+}
+
+fn default_upstream_scopes() -> Vec<UpstreamScope> {
+    palisade_wire::contract::Upstream::default_scopes()
+        .into_iter()
+        .map(UpstreamScope)
+        .collect()
+}
+
+/// An OAuth scope (RFC 6749 §3.3 characters), e.g. `email`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct UpstreamScope(
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[!#-\[\]-~]+$"))] pub String,
+);
+
+/// Names of ID-token claims.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamClaims {
+    /// The claim identifying the user at the upstream, stable for life. Default `sub`; for
+    /// Microsoft Entra ID use `oid` (its `sub` differs per application).
+    #[serde(default = "default_subject_claim")]
+    #[schemars(length(min = 1, max = 64))]
+    pub subject: String,
+    /// The claim holding the email address. Default `email`.
+    #[serde(default = "default_email_claim")]
+    #[schemars(length(min = 1, max = 64))]
+    pub email: String,
+    /// The claim holding the display name. Default `name`.
+    #[serde(default = "default_name_claim")]
+    #[schemars(length(min = 1, max = 64))]
+    pub name: String,
+}
+
+fn default_subject_claim() -> String {
+    "sub".into()
+}
+fn default_email_claim() -> String {
+    "email".into()
+}
+fn default_name_claim() -> String {
+    "name".into()
+}
+
+impl Default for UpstreamClaims {
+    fn default() -> Self {
+        UpstreamClaims {
+            subject: default_subject_claim(),
+            email: default_email_claim(),
+            name: default_name_claim(),
+        }
+    }
 }
 
 fn default_replicas() -> i32 {
@@ -546,6 +656,10 @@ pub struct AuthProviderStatus {
     /// The OpenID discovery document URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<String>,
+    /// The redirect URI to register at each upstream provider (`spec.upstreams`, in order):
+    /// `<issuer>/upstream/<name>/callback`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_redirect_uris: Vec<String>,
     /// Desired number of pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
@@ -578,5 +692,138 @@ impl AuthProviderStatus {
         self.conditions
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The messages of the CEL rules the API server would refuse `upstreams` with (evaluated
+    /// client-side on the generated schema, as the API server does).
+    fn refusals(upstreams: serde_json::Value) -> Vec<String> {
+        let ap: AuthProvider = serde_json::from_value(json!({
+            "apiVersion": "auth.palisade.dev/v1alpha1",
+            "kind": "AuthProvider",
+            "metadata": {"name": "x"},
+            "spec": {
+                "issuer": "https://id.example.com",
+                "database": {"urlSecretRef": {"name": "db", "key": "uri"}},
+                "upstreams": upstreams,
+            },
+        }))
+        .unwrap();
+        match kube::core::cel::validate_cel(&ap) {
+            Ok(()) => vec![],
+            Err(e) => e.into_vec().into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    fn upstream(name: &str, issuer: &str) -> serde_json::Value {
+        json!({
+            "name": name,
+            "displayName": "X",
+            "issuer": issuer,
+            "clientId": "c",
+            "clientSecretRef": {"name": "s", "key": "k"},
+        })
+    }
+
+    #[test]
+    fn upstream_issuers_are_https_or_loopback_http() {
+        for ok in [
+            "https://accounts.google.com",
+            "https://login.microsoftonline.com/tenant/v2.0",
+            "http://127.0.0.1:9000/t",
+            "http://localhost:9000",
+            "http://[::1]:9000",
+        ] {
+            assert_eq!(
+                refusals(json!([upstream("a", ok)])),
+                Vec::<String>::new(),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://idp.example.com",
+            "http://127.0.0.1.example.com",
+            "ftp://idp.example.com",
+            "https://idp.example.com/?tenant=x",
+            "not a url",
+        ] {
+            let r = refusals(json!([upstream("a", bad)]));
+            assert!(
+                r.iter()
+                    .any(|m| m.starts_with("issuer must be an https:// URL")),
+                "{bad}: {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn upstream_names_are_unique() {
+        let r = refusals(json!([
+            upstream("a", "https://a.example"),
+            upstream("a", "https://b.example")
+        ]));
+        assert_eq!(r, ["upstreams[].name must be unique"]);
+        assert!(refusals(json!([
+            upstream("a", "https://a.example"),
+            upstream("b", "https://b.example")
+        ]))
+        .is_empty());
+    }
+
+    #[test]
+    fn federated_sample_is_valid_and_says_what_it_means() {
+        let text = include_str!("../../../config/samples/authprovider-federated.yaml");
+        let ap: AuthProvider = serde_yaml::Deserializer::from_str(text)
+            .map(serde_yaml::Value::deserialize)
+            .map(Result::unwrap)
+            .find(|d| d["kind"] == "AuthProvider")
+            .map(|d| serde_yaml::from_value(d).unwrap())
+            .expect("the sample has an AuthProvider");
+        assert_eq!(
+            kube::core::cel::validate_cel(&ap).map_err(|e| e.to_string()),
+            Ok(())
+        );
+        let names: Vec<&str> = ap.spec.upstreams.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["google", "entra"]);
+        assert_eq!(ap.spec.upstreams[1].claims.subject, "oid");
+        assert_eq!(
+            ap.spec.upstreams[0].account_linking,
+            palisade_wire::contract::AccountLinking::VerifiedEmail
+        );
+    }
+
+    #[test]
+    fn invalid_upstream_sample_is_refused_with_both_messages() {
+        let text = include_str!("../../../config/samples/invalid/upstream-http-issuer.yaml");
+        let ap: AuthProvider = serde_yaml::from_str(text).unwrap();
+        let messages: Vec<String> = kube::core::cel::validate_cel(&ap)
+            .unwrap_err()
+            .into_vec()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert!(messages.contains(&"upstreams[].name must be unique".to_string()));
+        assert!(messages
+            .iter()
+            .any(|m| m.starts_with("issuer must be an https:// URL")));
+    }
+
+    #[test]
+    fn upstream_defaults_are_the_documented_ones() {
+        let u: UpstreamProvider =
+            serde_json::from_value(upstream("g", "https://accounts.google.com")).unwrap();
+        let scopes: Vec<&str> = u.scopes.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(scopes, ["openid", "email", "profile"]);
+        assert_eq!(u.claims, UpstreamClaims::default());
+        assert_eq!(u.claims.subject, "sub");
+        assert_eq!(
+            u.account_linking,
+            palisade_wire::contract::AccountLinking::SubjectOnly
+        );
     }
 }

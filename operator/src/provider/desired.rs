@@ -1,10 +1,10 @@
 //! Reduces an AuthProvider spec to the plain inputs of the renderers. Pure: the operator's
 //! configuration is passed in; no I/O.
 
-use crate::crd::auth_provider::{AuthProviderSpec, RateLimit, SecretKeyRef};
+use crate::crd::auth_provider::{AuthProviderSpec, RateLimit, SecretKeyRef, UpstreamProvider};
 use crate::crd::duration;
 use crate::keys::schedule::Policy;
-use crate::render::deployment::{DeploymentInput, PodInput, TokenTtls};
+use crate::render::deployment::{DeploymentInput, PodInput, TokenTtls, UpstreamInput};
 use crate::render::hpa::AutoscalingInput;
 use crate::render::ingress::IngressInput;
 use k8s_openapi::api::core::v1::SecretKeySelector;
@@ -117,6 +117,27 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
         affinity: spec.affinity.clone(),
         log_level: spec.log_level.map(|l| l.as_str().to_string()),
         totp_policy: spec.mfa.totp.to_contract(),
+        upstreams: spec.upstreams.iter().map(upstream_input).collect(),
+    }
+}
+
+/// One upstream as the pods get it.
+fn upstream_input(u: &UpstreamProvider) -> UpstreamInput {
+    UpstreamInput {
+        upstream: contract::Upstream {
+            name: u.name.clone(),
+            display_name: u.display_name.clone(),
+            issuer: u.issuer.clone(),
+            client_id: u.client_id.clone(),
+            scopes: u.scopes.iter().map(|s| s.0.clone()).collect(),
+            claims: contract::ClaimMapping {
+                subject: u.claims.subject.clone(),
+                email: u.claims.email.clone(),
+                name: u.claims.name.clone(),
+            },
+            account_linking: u.account_linking,
+        },
+        client_secret: selector(&u.client_secret_ref),
     }
 }
 
@@ -165,6 +186,21 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
+/// The redirect URI to register at each upstream, in `spec.upstreams` order:
+/// `<issuer>/upstream/<name>/callback`.
+pub fn upstream_redirect_uris(spec: &AuthProviderSpec) -> Vec<String> {
+    spec.upstreams
+        .iter()
+        .map(|u| {
+            format!(
+                "{}{}",
+                spec.issuer.trim_end_matches('/'),
+                contract::upstream_callback_path(&u.name)
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -177,6 +213,44 @@ pub(crate) mod tests {
             "redis": {"urlSecretRef": {"name": "redis", "key": "url"}},
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn upstreams_reach_the_pods_and_their_redirect_uris_the_status() {
+        let mut spec = spec();
+        spec.issuer = "https://id.example.com/realm/".into();
+        spec.upstreams = serde_json::from_value(serde_json::json!([
+            {"name": "google", "displayName": "Google", "issuer": "https://accounts.google.com",
+             "clientId": "g", "clientSecretRef": {"name": "oidc", "key": "google"}},
+            {"name": "entra", "displayName": "Microsoft", "issuer": "https://login.microsoftonline.com/t/v2.0",
+             "clientId": "e", "clientSecretRef": {"name": "oidc", "key": "entra"},
+             "claims": {"subject": "oid"}, "accountLinking": "VerifiedEmail"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            upstream_redirect_uris(&spec),
+            [
+                "https://id.example.com/realm/upstream/google/callback",
+                "https://id.example.com/realm/upstream/entra/callback"
+            ]
+        );
+        let pods = pod_input(&spec, "img");
+        assert_eq!(pods.upstreams.len(), 2);
+        let entra = &pods.upstreams[1];
+        assert_eq!(entra.upstream.claims.subject, "oid");
+        assert_eq!(entra.upstream.claims.email, "email");
+        assert_eq!(
+            entra.upstream.account_linking,
+            contract::AccountLinking::VerifiedEmail
+        );
+        assert_eq!(entra.upstream.scopes, ["openid", "email", "profile"]);
+        assert_eq!(
+            (
+                entra.client_secret.name.as_str(),
+                entra.client_secret.key.as_str()
+            ),
+            ("oidc", "entra")
+        );
     }
 
     #[test]

@@ -86,6 +86,11 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         Some(r) => Some(check_secret(&ctx.client, &ns, &r.url_secret_ref).await?),
         None => None,
     };
+    let mut upstream_secrets = Vec::with_capacity(spec.upstreams.len());
+    for u in &spec.upstreams {
+        let check = check_secret(&ctx.client, &ns, &u.client_secret_ref).await?;
+        upstream_secrets.push((u.name.clone(), check));
+    }
     let scale = desired::scale(spec);
 
     // 2. Generated Secrets: created once, never regenerated.
@@ -182,8 +187,13 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         }
     }
 
+    // A pod whose secretKeyRef points nowhere cannot start, so a missing upstream secret
+    // holds the rollout like a missing database Secret does.
     let can_run = database == SecretCheck::Present
-        && redis.as_ref().is_none_or(|r| *r == SecretCheck::Present);
+        && redis.as_ref().is_none_or(|r| *r == SecretCheck::Present)
+        && upstream_secrets
+            .iter()
+            .all(|(_, c)| *c == SecretCheck::Present);
     // The Deployment, through the rollout step (migration gate, rollback).
     let rollout = if can_run && keys.is_ok() {
         Some(super::rollout::step(&ctx, ap.as_ref(), &owner, now).await?)
@@ -225,6 +235,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         issuer: spec.issuer.clone(),
         database: database.clone(),
         redis,
+        upstream_secrets,
         limited_without_redis: scale.limited_without_redis,
         deployment: deployment_obs.clone(),
         keys: keys_obs,
@@ -237,6 +248,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         conditions: status::merge(&previous.conditions, &verdicts, ap.metadata.generation, now),
         issuer: Some(spec.issuer.clone()),
         discovery_url: Some(desired::discovery_url(&spec.issuer)),
+        upstream_redirect_uris: desired::upstream_redirect_uris(spec),
         replicas: deployment_obs.as_ref().map(|d| d.desired),
         ready_replicas: deployment_obs.as_ref().map(|d| d.ready),
         current_revision: deployment

@@ -1,6 +1,7 @@
 //! Status decisions for an AuthProvider, as pure functions of what was observed and the clock.
 //! Reasons form a small vocabulary users can search for:
 //! `Available`, `Progressing`, `DatabaseSecretMissing`, `RedisSecretMissing`,
+//! `UpstreamSecretMissing`,
 //! `SingleReplicaWithoutRedis`, `RolloutComplete`, `RolloutInProgress`, `WaitingForMigration`,
 //! `AsExpected`, `KeySetCurrent`, `KeySetInvalid`, and for rollouts `ProgressDeadlineExceeded`,
 //! `RestartsExceeded`, `NotReadyInTime`, `MigrationFailed`, `NoRollback`.
@@ -52,6 +53,8 @@ pub struct Observed {
     pub issuer: String,
     pub database: SecretCheck,
     pub redis: Option<SecretCheck>,
+    /// Each upstream provider's client-secret check, by upstream name.
+    pub upstream_secrets: Vec<(String, SecretCheck)>,
     pub limited_without_redis: bool,
     pub deployment: Option<DeploymentObservation>,
     pub keys: Option<KeysObservation>,
@@ -98,6 +101,23 @@ fn missing_message(what: &str, check: &SecretCheck) -> Option<String> {
     }
 }
 
+/// The message of the first upstream whose client secret is missing.
+fn upstream_missing_message(checks: &[(String, SecretCheck)]) -> Option<String> {
+    checks.iter().find_map(|(upstream, check)| match check {
+        SecretCheck::Present => None,
+        SecretCheck::Missing {
+            namespace,
+            name,
+            key,
+            secret_exists,
+        } => Some(if *secret_exists {
+            format!("upstream {upstream}: client-secret Secret {namespace}/{name} has no key \"{key}\"; add the key or change upstreams[].clientSecretRef.key")
+        } else {
+            format!("upstream {upstream}: client-secret Secret {namespace}/{name} does not exist; create it with the client secret under key \"{key}\"")
+        }),
+    })
+}
+
 /// Decides the Ready, Progressing, Degraded and KeysReady conditions.
 pub fn decide(obs: &Observed) -> Vec<Verdict> {
     let mut out = Vec::new();
@@ -116,6 +136,8 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
         verdict("Ready", false, "DatabaseSecretMissing", msg)
     } else if let Some(msg) = redis_missing {
         verdict("Ready", false, "RedisSecretMissing", msg)
+    } else if let Some(msg) = upstream_missing_message(&obs.upstream_secrets) {
+        verdict("Ready", false, "UpstreamSecretMissing", msg)
     } else {
         match (&obs.deployment, rollout_done) {
             (Some(d), Some(true)) => verdict(
@@ -265,6 +287,7 @@ mod tests {
             issuer: "https://id.example.com".into(),
             database: SecretCheck::Present,
             redis: Some(SecretCheck::Present),
+            upstream_secrets: vec![("google".into(), SecretCheck::Present)],
             limited_without_redis: false,
             deployment: Some(DeploymentObservation {
                 desired: 2,
@@ -309,6 +332,31 @@ mod tests {
         assert_eq!(ready.reason, "DatabaseSecretMissing");
         assert!(
             ready.message.contains("ns/pg") && ready.message.contains("\"uri\""),
+            "{}",
+            ready.message
+        );
+    }
+
+    #[test]
+    fn missing_upstream_secret_names_the_upstream_secret_and_key() {
+        let mut obs = healthy();
+        obs.upstream_secrets.push((
+            "entra".into(),
+            SecretCheck::Missing {
+                namespace: "ns".into(),
+                name: "entra-oidc".into(),
+                key: "client-secret".into(),
+                secret_exists: false,
+            },
+        ));
+        let ready = find(&decide(&obs), "Ready").clone();
+        assert!(!ready.ok);
+        assert_eq!(ready.reason, "UpstreamSecretMissing");
+        assert!(
+            ready.message.contains("upstream entra")
+                && ready.message.contains("ns/entra-oidc")
+                && ready.message.contains("does not exist")
+                && ready.message.contains("\"client-secret\""),
             "{}",
             ready.message
         );

@@ -50,6 +50,16 @@ pub struct PodInput {
     pub log_level: Option<String>,
     /// When the TOTP second factor is asked for.
     pub totp_policy: palisade_wire::contract::TotpPolicy,
+    /// Upstream OpenID providers, each with the Secret key of its client secret.
+    pub upstreams: Vec<UpstreamInput>,
+}
+
+/// An upstream provider as the pods get it: its settings (rendered into
+/// [`env::UPSTREAMS`]) and its client secret's Secret key (a `secretKeyRef` variable).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamInput {
+    pub upstream: contract::Upstream,
+    pub client_secret: SecretKeySelector,
 }
 
 /// The Deployment's own settings.
@@ -160,6 +170,19 @@ pub fn render_env(input: &PodInput) -> Vec<EnvVar> {
     }
     if let Some(redis) = &input.redis_url {
         vars.push(env_secret(env::REDIS_URL, redis));
+    }
+    if !input.upstreams.is_empty() {
+        let list: Vec<&contract::Upstream> = input.upstreams.iter().map(|u| &u.upstream).collect();
+        vars.push(env_value(
+            env::UPSTREAMS,
+            serde_json::to_string(&list).expect("upstreams serialize"),
+        ));
+        for u in &input.upstreams {
+            vars.push(env_secret(
+                &contract::upstream_secret_env(&u.upstream.name),
+                &u.client_secret,
+            ));
+        }
     }
     vars
 }
@@ -513,6 +536,67 @@ mod tests {
             t1.metadata.unwrap().labels.unwrap()["app.kubernetes.io/managed-by"],
             "palisade-operator"
         );
+    }
+
+    #[test]
+    fn upstreams_render_as_json_and_their_secrets_only_as_secret_refs() {
+        let mut i = input();
+        i.upstreams = vec![UpstreamInput {
+            upstream: contract::Upstream {
+                name: "entra-id".into(),
+                display_name: "Microsoft".into(),
+                issuer: "https://login.microsoftonline.com/t/v2.0".into(),
+                client_id: "app-1".into(),
+                scopes: contract::Upstream::default_scopes(),
+                claims: contract::ClaimMapping {
+                    subject: "oid".into(),
+                    ..Default::default()
+                },
+                account_linking: contract::AccountLinking::VerifiedEmail,
+            },
+            client_secret: SecretKeySelector {
+                name: "entra".into(),
+                key: "client-secret".into(),
+                optional: None,
+            },
+        }];
+        let d = render(&i);
+        let env = container(&d).env.clone().unwrap();
+        let json = env
+            .iter()
+            .find(|e| e.name == env::UPSTREAMS)
+            .and_then(|e| e.value.clone())
+            .expect("PALISADE_UPSTREAMS");
+        let parsed: Vec<contract::Upstream> = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed, vec![i.upstreams[0].upstream.clone()]);
+        assert!(!json.contains("client-secret") && !json.contains("entra\""));
+        let secret = env
+            .iter()
+            .find(|e| e.name == "PALISADE_UPSTREAM_CLIENT_SECRET_ENTRA_ID")
+            .expect("the secret variable");
+        assert_eq!(secret.value, None, "never a literal value");
+        let r = secret
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.key.as_str()),
+            ("entra", "client-secret")
+        );
+        // The upstream list shapes the pods: a change rolls them out.
+        assert_ne!(
+            render_pod_template(&owner(), &i).1,
+            render_pod_template(&owner(), &input()).1
+        );
+        // Without upstreams nothing is rendered.
+        let plain = render(&input());
+        assert!(!container(&plain)
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|e| e.name.starts_with("PALISADE_UPSTREAM")));
     }
 
     #[test]
