@@ -274,7 +274,10 @@ async fn first_sign_in_creates_a_user_and_the_next_one_links_to_it(fed: Fed) {
     assert_eq!(claims["amr"], serde_json::json!(["fed"]));
     assert_eq!(claims["acr"], "urn:palisade:acr:1fa");
     assert_eq!(claims["email"], format!("{alice}@example.com"));
-    assert_eq!(claims["email_verified"], true);
+    assert_eq!(
+        claims["email_verified"], false,
+        "a SubjectOnly upstream is not trusted for addresses: Palisade does not vouch for it"
+    );
     assert_eq!(claims["name"], "Test User");
     assert_eq!(claims["nonce"], "n-1");
     assert_eq!(

@@ -357,6 +357,42 @@ on_both_stores_with!(
     five_wrong_codes_end_the_parked_sign_in
 );
 
+/// Codes sent in parallel on one parked sign-in are charged before they are checked: no more
+/// than five are ever looked at, however many arrive at once.
+async fn parallel_codes_cannot_exceed_the_limit(srv: Srv) {
+    let client = srv.confidential().await;
+    let username = srv.user().await;
+    let (totp, _) = enrol(&srv, &client, &username).await;
+    let (flow, page) = Flow::password(&srv, &client, &username).await;
+    let wrong = wrong_code(&totp);
+    let checked_before = srv.counter("mfa_failure_total").await;
+    let answers =
+        futures::future::join_all((0..30).map(|_| flow.post(&srv, &page, "", &wrong))).await;
+    let statuses: Vec<u16> = answers.iter().map(|p| p.status).collect();
+    // 401: asked again; 403: the sign-in ended; 400: already gone; 429: the account is busy.
+    assert!(
+        statuses.iter().all(|s| [400, 401, 403, 429].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().filter(|s| **s == 401).count() <= 4,
+        "at most four pages asking again: {statuses:?}"
+    );
+    let checked = srv.counter("mfa_failure_total").await - checked_before;
+    assert!(
+        (1.0..=5.0).contains(&checked),
+        "{checked} codes were checked: {statuses:?}"
+    );
+    // The sign-in is over: even the right code is refused now.
+    let late = flow.post(&srv, &page, "", &code_at(&totp, now())).await;
+    assert_ne!(late.status, 303, "{}", late.body);
+}
+on_both_stores_with!(
+    parallel_codes,
+    TotpPolicy::Required,
+    parallel_codes_cannot_exceed_the_limit
+);
+
 async fn ten_wrong_codes_across_sign_ins_make_the_user_wait(srv: Srv) {
     let client = srv.confidential().await;
     let username = srv.user().await;

@@ -136,6 +136,28 @@ fn page_for(
     csrf: &str,
     error: Option<&str>,
 ) -> Response {
+    let page = step_page(state, status, id, parked, csrf, error);
+    with_csrf_cookie(state, page, csrf)
+}
+
+/// Sets the CSRF cookie again (same token) for as long as a parked sign-in lives: the one
+/// set by `GET /login` may lapse while the user installs an authenticator app.
+fn with_csrf_cookie(state: &AppState, mut page: Response, csrf: &str) -> Response {
+    let cookie = state
+        .cookies
+        .seal(CSRF_COOKIE, csrf, SIGN_IN_TTL_SECS as u64);
+    set_cookie(&mut page, &cookie);
+    page
+}
+
+fn step_page(
+    state: &AppState,
+    status: StatusCode,
+    id: &str,
+    parked: &ParkedSignIn,
+    csrf: &str,
+    error: Option<&str>,
+) -> Response {
     match &parked.step {
         SignInStep::Verify => html::totp_page(
             status,
@@ -268,42 +290,73 @@ fn audit(state: &AppState, p: &ParkedSignIn, outcome: Outcome, detail: &str) {
     );
 }
 
-/// Counts a wrong code against the user's authenticator (the per-user back-off), then
-/// against the parked sign-in.
-async fn wrong_user_code(
-    state: &AppState,
-    s: &Submission,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Response {
-    if state.store.totp_failed(&s.parked.sub, now).await.is_err() {
-        return unavailable();
+/// Charges this code attempt to the parked sign-in before the code is looked at, so that
+/// requests sent in parallel cannot try more than [`MAX_WRONG_CODES`] codes between them.
+/// Returns the attempt's number, or the end of the sign-in when it has none left.
+async fn charge_sign_in(state: &AppState, s: &Submission) -> Result<u32, Response> {
+    match state.store.sign_in_attempt(&s.id, MAX_WRONG_CODES).await {
+        Ok(Some(n)) => Ok(n),
+        Ok(None) => Err(end_sign_in(state, s).await),
+        Err(_) => Err(unavailable()),
     }
-    wrong_code(state, s, reason).await
 }
 
-/// Counts a wrong code: the page again with an error, or the end of the parked sign-in.
-async fn wrong_code(state: &AppState, s: &Submission, reason: &str) -> Response {
-    state.metrics.mfa_failure.inc();
-    let failures = match state.store.sign_in_failed(&s.id).await {
-        Ok(Some(n)) => n,
-        Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return unavailable(),
-    };
-    tracing::info!(sub = %s.parked.sub, failures, reason, "mfa: code refused");
-    audit(state, &s.parked, Outcome::Failure, reason);
-    if failures >= MAX_WRONG_CODES {
-        if state.store.take_sign_in(&s.id).await.is_err() {
-            return unavailable();
+/// Charges this code attempt to the user's authenticator before the code is looked at (the
+/// per-user back-off holds for parallel requests too). `Ok(None)` when charged;
+/// `Ok(Some(until))` when the account is backing off until then (nothing charged).
+async fn charge_user(
+    state: &AppState,
+    sub: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    // Compare and swap on the attempt count; a lost race re-reads and judges again.
+    for _ in 0..16 {
+        let Some(e) = state.store.totp(sub).await? else {
+            // Reset meanwhile: nothing to charge, and the code cannot match.
+            return Ok(None);
+        };
+        if let Some(until) =
+            policy::backoff_until(e.failures, e.last_failure_at).filter(|u| *u > now)
+        {
+            return Ok(Some(until));
         }
-        tracing::info!(sub = %s.parked.sub, "mfa: sign-in ended after too many wrong codes");
-        audit(
-            state,
-            &s.parked,
-            Outcome::Failure,
-            "sign-in ended after too many wrong codes",
-        );
-        return html::error_page(StatusCode::FORBIDDEN, TOO_MANY);
+        if state
+            .store
+            .charge_totp_attempt(sub, e.failures, now)
+            .await?
+        {
+            return Ok(None);
+        }
+    }
+    // Sixteen attempts raced this one: treat the account as busy for a moment.
+    Ok(Some(now + chrono::Duration::seconds(1)))
+}
+
+/// Ends a parked sign-in that used up its attempts (audited once, by whoever ends it).
+async fn end_sign_in(state: &AppState, s: &Submission) -> Response {
+    match state.store.take_sign_in(&s.id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return html::error_page(StatusCode::FORBIDDEN, TOO_MANY),
+        Err(_) => return unavailable(),
+    }
+    tracing::info!(sub = %s.parked.sub, "mfa: sign-in ended after too many wrong codes");
+    audit(
+        state,
+        &s.parked,
+        Outcome::Failure,
+        "sign-in ended after too many wrong codes",
+    );
+    html::error_page(StatusCode::FORBIDDEN, TOO_MANY)
+}
+
+/// A wrong code (attempt number `attempt`, already charged): the page again with an error,
+/// or the end of the parked sign-in after the last attempt.
+async fn wrong_code(state: &AppState, s: &Submission, reason: &str, attempt: u32) -> Response {
+    state.metrics.mfa_failure.inc();
+    tracing::info!(sub = %s.parked.sub, attempt, reason, "mfa: code refused");
+    audit(state, &s.parked, Outcome::Failure, reason);
+    if attempt >= MAX_WRONG_CODES {
+        return end_sign_in(state, s).await;
     }
     page_for(
         state,
@@ -387,9 +440,11 @@ pub async fn totp_post(
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
         Err(_) => return unavailable(),
     };
-    if let Some(until) = policy::backoff_until(enrolment.failures, enrolment.last_failure_at)
-        .filter(|until| *until > now)
-    {
+    let backing_off = match charge_user(&state, &sub, now).await {
+        Ok(b) => b,
+        Err(_) => return unavailable(),
+    };
+    if let Some(until) = backing_off {
         tracing::info!(sub = %sub, failures = enrolment.failures, "mfa: code refused, user backing off");
         audit(
             &state,
@@ -412,6 +467,10 @@ pub async fn totp_post(
         }
         return resp;
     }
+    let attempt = match charge_sign_in(&state, &s).await {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
     let amr = if totp::looks_like_totp(&s.code) {
         let Some(secret) = state.totp_secrets.open(&enrolment.secret_sealed, &sub) else {
             tracing::warn!(sub = %sub, "mfa: stored TOTP secret does not open (key changed?)");
@@ -421,11 +480,11 @@ pub async fn totp_post(
             return unavailable();
         };
         let Some(step) = totp::matched_step(&auth, &s.code, now.timestamp().max(0) as u64) else {
-            return wrong_user_code(&state, &s, "wrong totp code", now).await;
+            return wrong_code(&state, &s, "wrong totp code", attempt).await;
         };
         match state.store.accept_totp_step(&sub, step).await {
             Ok(true) => methods(&[PASSWORD, ONE_TIME_PASSWORD, MULTI_FACTOR]),
-            Ok(false) => return wrong_user_code(&state, &s, "totp code already used", now).await,
+            Ok(false) => return wrong_code(&state, &s, "totp code already used", attempt).await,
             Err(_) => return unavailable(),
         }
     } else {
@@ -438,7 +497,7 @@ pub async fn totp_post(
                 state.metrics.mfa_recovery_code_used.inc();
                 methods(&[PASSWORD, MULTI_FACTOR, RECOVERY_CODE])
             }
-            Ok(false) => return wrong_user_code(&state, &s, "wrong recovery code", now).await,
+            Ok(false) => return wrong_code(&state, &s, "wrong recovery code", attempt).await,
             Err(_) => return unavailable(),
         }
     };
@@ -498,8 +557,12 @@ pub async fn enrol_post(
     let Ok(auth) = totp::generator(&secret) else {
         return unavailable();
     };
+    let attempt = match charge_sign_in(&state, &s).await {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
     let Some(step) = totp::matched_step(&auth, &s.code, now.timestamp().max(0) as u64) else {
-        return wrong_code(&state, &s, "wrong enrolment code").await;
+        return wrong_code(&state, &s, "wrong enrolment code", attempt).await;
     };
     let parked = match state.store.take_sign_in(&s.id).await {
         Ok(Some(p)) => p,
@@ -546,12 +609,13 @@ pub async fn enrol_post(
     if state.store.put_sign_in(&id, &verified).await.is_err() {
         return unavailable();
     }
-    html::recovery_codes_page(&RecoveryCodesForm {
+    let page = html::recovery_codes_page(&RecoveryCodesForm {
         action: &path(&state, "/continue"),
         sign_in: &id,
         csrf: &s.csrf,
         codes: &codes,
-    })
+    });
+    with_csrf_cookie(&state, page, &s.csrf)
 }
 
 /// POST `/login/totp/continue` (form: `signin`, `csrf`).

@@ -375,14 +375,18 @@ async fn local_user(
         }
         Link::Create => {
             let username = linking::new_username(name, &identity.subject);
-            // The user of an earlier sign-in whose link was lost keeps their `sub`.
+            // The user of an earlier sign-in whose link was lost keeps their `sub`; of two
+            // first sign-ins at once, one creates the user and both use it.
             let user = match store.user(&username).await? {
                 Some(existing) => existing,
                 None => {
-                    let user = linking::new_user(name, identity, random_token(16));
-                    store.put_user(&user).await?;
-                    tracing::info!(upstream = %name, sub = %user.sub, "user created from an upstream account");
-                    user
+                    let user = linking::new_user(name, policy, identity, random_token(16));
+                    if store.create_user(&user).await? {
+                        tracing::info!(upstream = %name, sub = %user.sub, "user created from an upstream account");
+                    }
+                    store.user(&username).await?.ok_or_else(|| {
+                        FederationError::Storage("the created user does not exist".into())
+                    })?
                 }
             };
             store

@@ -56,7 +56,9 @@ pub fn map_claims(
         Some(Value::String(s)) => s == "true",
         _ => false,
     };
-    let email_verified = email.is_some() && verified_claim;
+    // `email_verified` vouches for the standard `email` claim only: an address mapped from
+    // another claim (a username the user may edit, say) is never taken as verified.
+    let email_verified = email.is_some() && verified_claim && mapping.email == "email";
     let name = text(claims, &mapping.name).map(|n| n.chars().take(MAX_NAME_LEN).collect());
     Ok(UpstreamIdentity {
         subject: subject.to_string(),
@@ -122,14 +124,21 @@ pub fn new_username(upstream: &str, subject: &str) -> String {
 }
 
 /// The local user created for `identity`: no password (federated sign-in only), the
-/// upstream's email, its verification and name.
-pub fn new_user(upstream: &str, identity: &UpstreamIdentity, sub: String) -> User {
+/// upstream's email and name. The email counts as verified only when this upstream is trusted
+/// for addresses (`policy` `VerifiedEmail`): otherwise an upstream that is not trusted to
+/// link by email could still plant a "verified" address that a trusted one later links to.
+pub fn new_user(
+    upstream: &str,
+    policy: AccountLinking,
+    identity: &UpstreamIdentity,
+    sub: String,
+) -> User {
     User {
         username: new_username(upstream, &identity.subject),
         sub,
         password_hash: None,
         email: identity.email.clone(),
-        email_verified: identity.email_verified,
+        email_verified: identity.email_verified && policy == AccountLinking::VerifiedEmail,
         name: identity.name.clone(),
         disabled: false,
         mfa_required: false,
@@ -200,6 +209,15 @@ mod tests {
         assert_eq!(id.subject, "o-9");
         assert_eq!(id.email.as_deref(), Some("b@x.io"));
         assert!(!id.email_verified, "no email_verified claim → unverified");
+        let mapped = map_claims(
+            &mapping,
+            &claims(json!({"oid": "o-9", "upn": "ceo@x.io", "email_verified": true})),
+        )
+        .unwrap();
+        assert!(
+            !mapped.email_verified,
+            "email_verified vouches for `email`, not for an address mapped from another claim"
+        );
         let stringly = map_claims(
             &ClaimMapping::default(),
             &claims(json!({"sub": "u", "email": "c@x.io", "email_verified": "true"})),
@@ -299,5 +317,26 @@ mod tests {
         assert_eq!(new_username("google", "123"), "google:123");
         let long = new_username("google", &"s".repeat(255));
         assert!(long.starts_with("google:sha256:") && long.len() <= 256);
+    }
+
+    #[test]
+    fn created_users_have_a_verified_email_only_from_upstreams_trusted_for_it() {
+        let id = UpstreamIdentity {
+            subject: "x".into(),
+            email: Some("ceo@corp.example".into()),
+            email_verified: true,
+            name: None,
+        };
+        let untrusted = new_user("partner", AccountLinking::SubjectOnly, &id, "s1".into());
+        assert!(!untrusted.email_verified);
+        assert_eq!(untrusted.username, "partner:x");
+        assert!(untrusted.password_hash.is_none());
+        let trusted = new_user("google", AccountLinking::VerifiedEmail, &id, "s2".into());
+        assert!(trusted.email_verified);
+        // So the planted account is never a candidate for a trusted upstream's email link.
+        assert_eq!(
+            decide(AccountLinking::VerifiedEmail, &id, None, &[untrusted]),
+            Link::Create
+        );
     }
 }

@@ -118,6 +118,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn create_user(&self, user: &User) -> Result<bool, StoreError> {
+        let mut users = self.users.write().expect("lock");
+        if users.contains_key(&user.username) {
+            return Ok(false);
+        }
+        users.insert(user.username.clone(), user.clone());
+        Ok(true)
+    }
+
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         let removed = self.users.write().expect("lock").remove(username);
         // As the PostgreSQL foreign keys do: the authenticator and the upstream links go with
@@ -243,10 +252,12 @@ impl Store for MemoryStore {
             .expect("lock")
             .values()
             .filter(|u| {
-                u.email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                u.email_verified
+                    && u.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
             })
+            .take(2)
             .cloned()
             .collect())
     }
@@ -372,15 +383,20 @@ impl Store for MemoryStore {
         Ok(used)
     }
 
-    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
+    async fn charge_totp_attempt(
+        &self,
+        sub: &str,
+        seen: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let mut map = self.totp.lock().expect("lock");
         Ok(match map.get_mut(sub) {
-            Some(e) => {
+            Some(e) if e.failures == seen => {
                 e.failures = e.failures.saturating_add(1);
                 e.last_failure_at = Some(at);
-                e.failures
+                true
             }
-            None => 0,
+            _ => false,
         })
     }
 
@@ -414,11 +430,14 @@ impl Store for MemoryStore {
             .map(|(s, _)| s))
     }
 
-    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError> {
+    async fn sign_in_attempt(&self, id: &str, max: u32) -> Result<Option<u32>, StoreError> {
         let mut map = self.sign_ins.lock().expect("lock");
-        Ok(map.get_mut(id).map(|(_, failures)| {
-            *failures += 1;
-            *failures
-        }))
+        Ok(match map.get_mut(id) {
+            Some((_, attempts)) if *attempts < max => {
+                *attempts += 1;
+                Some(*attempts)
+            }
+            _ => None,
+        })
     }
 }

@@ -223,6 +223,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_sub(&self, sub: &str) -> Result<Option<User>, StoreError>;
     /// Creates or replaces a user (keyed by username).
     async fn put_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Creates a user unless one has the username already (then nothing changes); returns
+    /// whether it was created.
+    async fn create_user(&self, user: &User) -> Result<bool, StoreError>;
     /// Removes a user; returns whether it existed.
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
 
@@ -267,7 +270,8 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a session.
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
 
-    /// Users whose email equals `email`, ignoring case (at most a few).
+    /// Users whose verified email equals `email`, ignoring case; at most two (enough to tell
+    /// one match from an ambiguous one).
     async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
     /// Stores an upstream sign-in in flight under the hash of its `state`.
     async fn put_upstream_login(
@@ -312,9 +316,16 @@ pub trait Store: Send + Sync + 'static {
     /// Uses up the recovery code with hash `code_hash`, atomically: `true` once (and the
     /// failure count is reset).
     async fn use_recovery_code(&self, sub: &str, code_hash: &str) -> Result<bool, StoreError>;
-    /// Counts one wrong code for the user at `at`; returns the count (0 without an
-    /// authenticator).
-    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError>;
+    /// Charges one code attempt to the user's authenticator at `at` (compare and swap): only
+    /// when its attempt count still is `seen` (what the caller judged the back-off on).
+    /// `false`, and nothing changed, when another attempt came first or there is none. An
+    /// accepted code resets the count.
+    async fn charge_totp_attempt(
+        &self,
+        sub: &str,
+        seen: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Removes a user's authenticator and recovery codes; returns whether there was one.
     async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError>;
 
@@ -324,7 +335,7 @@ pub trait Store: Send + Sync + 'static {
     async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError>;
     /// Removes and returns a parked sign-in, atomically: only one caller gets it.
     async fn take_sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError>;
-    /// Counts one wrong code against a parked sign-in; returns the count so far (`None` when
-    /// it is gone).
-    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError>;
+    /// Charges one code attempt to a parked sign-in, atomically, unless `max` were charged
+    /// already; returns the new count (`None` when it is gone or used up).
+    async fn sign_in_attempt(&self, id: &str, max: u32) -> Result<Option<u32>, StoreError>;
 }

@@ -323,6 +323,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn create_user(&self, u: &User) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, mfa_required, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+             ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&u.username)
+        .bind(&u.sub)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(&u.name)
+        .bind(u.disabled)
+        .bind(u.mfa_required)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM users WHERE username = $1")
             .bind(username)
@@ -505,7 +525,7 @@ impl Store for PostgresStore {
 
     async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
         sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) ORDER BY username LIMIT 10"
+            "SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1) AND email_verified ORDER BY username LIMIT 2"
         ))
         .bind(email)
         .fetch_all(&self.pool)
@@ -705,22 +725,24 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn totp_failed(&self, sub: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
-        let row = sqlx::query(
-            "UPDATE user_totp SET failures = failures + 1, last_failure_at = $2
-             WHERE sub = $1 RETURNING failures",
+    async fn charge_totp_attempt(
+        &self,
+        sub: &str,
+        seen: u32,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Compare and swap on the count: of attempts racing on one count, one is charged.
+        let done = sqlx::query(
+            "UPDATE user_totp SET failures = failures + 1, last_failure_at = $3
+             WHERE sub = $1 AND failures = $2",
         )
         .bind(sub)
+        .bind(i32::try_from(seen).unwrap_or(i32::MAX))
         .bind(at)
-        .fetch_optional(&self.pool)
+        .execute(&self.pool)
         .await
         .map_err(err)?;
-        match row {
-            Some(r) => {
-                Ok(u32::try_from(r.try_get::<i32, _>("failures").map_err(err)?).unwrap_or(0))
-            }
-            None => Ok(0),
-        }
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete_totp(&self, sub: &str) -> Result<bool, StoreError> {
@@ -764,11 +786,13 @@ impl Store for PostgresStore {
             .transpose()
     }
 
-    async fn sign_in_failed(&self, id: &str) -> Result<Option<u32>, StoreError> {
+    async fn sign_in_attempt(&self, id: &str, max: u32) -> Result<Option<u32>, StoreError> {
         let row = sqlx::query(
-            "UPDATE mfa_sign_ins SET failures = failures + 1 WHERE id = $1 RETURNING failures",
+            "UPDATE mfa_sign_ins SET failures = failures + 1
+             WHERE id = $1 AND failures < $2 RETURNING failures",
         )
         .bind(id)
+        .bind(i32::try_from(max).unwrap_or(i32::MAX))
         .fetch_optional(&self.pool)
         .await
         .map_err(err)?;

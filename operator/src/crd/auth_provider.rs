@@ -178,10 +178,11 @@ pub struct UpstreamProvider {
     /// Which claims of the upstream's ID token fill the local user.
     #[serde(default)]
     pub claims: UpstreamClaims,
-    /// Which local user a first sign-in becomes. `SubjectOnly` (default): a new user.
-    /// `VerifiedEmail`: the existing user with the same verified email, if the upstream says
-    /// the email is verified; an unverified email never links. Later sign-ins always use the
-    /// link made by the first one.
+    /// Which local user a first sign-in becomes. `SubjectOnly` (default): a new user, whose
+    /// email this provider does not treat as verified. `VerifiedEmail` (this upstream is
+    /// trusted for addresses): the existing user with the same verified email, if the
+    /// upstream says the email is verified; an unverified email never links. Later sign-ins
+    /// always use the link made by the first one.
     #[serde(default)]
     pub account_linking: palisade_wire::contract::AccountLinking,
 }
@@ -209,7 +210,8 @@ pub struct UpstreamClaims {
     #[serde(default = "default_subject_claim")]
     #[schemars(length(min = 1, max = 64))]
     pub subject: String,
-    /// The claim holding the email address. Default `email`.
+    /// The claim holding the email address. Default `email`. An address from any other claim
+    /// is never treated as verified (`email_verified` vouches for `email` only).
     #[serde(default = "default_email_claim")]
     #[schemars(length(min = 1, max = 64))]
     pub email: String,
