@@ -32,6 +32,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// How long audit records are kept.
     pub audit_retention: std::time::Duration,
+    /// Whether client_credentials tokens are audited one by one or summed per minute.
+    pub audit_machine_tokens: palisade_wire::contract::MachineTokenAudit,
     /// When the TOTP second factor is asked for (default `Optional`).
     pub totp_policy: TotpPolicy,
     pub log_level: String,
@@ -79,6 +81,15 @@ impl Config {
         if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
             anyhow::bail!("{} must be an http(s) URL, got {issuer:?}", env::ISSUER);
         }
+        let audit_machine_tokens = match var(env::AUDIT_MACHINE_TOKENS) {
+            Some(v) => palisade_wire::contract::MachineTokenAudit::parse(&v).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} must be PerMinute or PerToken, got {v:?}",
+                    env::AUDIT_MACHINE_TOKENS
+                )
+            })?,
+            None => Default::default(),
+        };
         let totp_policy = match var(env::TOTP_POLICY) {
             Some(v) => TotpPolicy::parse(&v).ok_or_else(|| {
                 anyhow::anyhow!(
@@ -114,6 +125,7 @@ impl Config {
                 env::AUDIT_RETENTION,
                 DEFAULT_AUDIT_RETENTION_SECS,
             )?),
+            audit_machine_tokens,
             totp_policy,
             log_level: var(env::LOG_LEVEL).unwrap_or_else(|| "info".into()),
             json_logs: var(env::LOG_FORMAT).as_deref() == Some("json"),

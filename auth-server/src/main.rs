@@ -118,6 +118,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let secrets = Secrets::load(config.internal_dir.as_deref())?;
     let admin_token = secrets.admin_token.clone();
     let (state, audit_writer) = AppState::new(config.clone(), store.clone(), keys, secrets)?;
+    let audit = state.audit.clone();
     if dev {
         let secret = random_token(32);
         store
@@ -210,6 +211,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let p = axum::serve(public, public_app).with_graceful_shutdown(shutdown());
     let a = axum::serve(admin, admin_router(state)).with_graceful_shutdown(shutdown());
     tokio::try_join!(p, a)?;
+    // The machine-token counts of the last partial minute.
+    audit.flush_tally(chrono::Utc::now());
+    drop(audit);
     // Every clone of the state is gone with the routers: the audit writer stores what is
     // queued and ends. A store that is down gets a few seconds, not forever.
     if tokio::time::timeout(Duration::from_secs(5), audit_writer)

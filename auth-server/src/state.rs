@@ -1,6 +1,6 @@
 //! Shared server state handed to every handler.
 
-use crate::audit::{key_rotation, writer, AuditLog};
+use crate::audit::{key_rotation, tally, writer, AuditLog};
 use crate::config::Config;
 use crate::cookies::Cookies;
 use crate::keys::KeyStore;
@@ -88,9 +88,15 @@ fn rate_limiter(config: &Config, metrics: &Metrics) -> anyhow::Result<RateLimite
 fn queue_log(
     queue: &tokio::sync::mpsc::Sender<crate::audit::AuditRecord>,
     metrics: &Metrics,
+    config: &Config,
 ) -> AuditLog {
     let instance = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
-    AuditLog::new(queue.clone(), instance, metrics.audit_dropped.clone())
+    AuditLog::new(
+        queue.clone(),
+        instance,
+        metrics.audit_dropped.clone(),
+        config.audit_machine_tokens,
+    )
 }
 
 impl AppState {
@@ -113,9 +119,11 @@ impl AppState {
             config.audit_retention,
             metrics.audit_write_errors.clone(),
         ));
-        key_rotation::watch(keys.clone(), queue_log(&queue, &metrics).downgrade());
+        let audit = queue_log(&queue, &metrics, &config);
+        key_rotation::watch(keys.clone(), audit.downgrade());
+        tally::summarize(audit.downgrade());
         let state = AppState {
-            audit: queue_log(&queue, &metrics),
+            audit,
             cookies: Arc::new(Cookies::new(&secrets.cookie_key, &config.issuer)?),
             totp_secrets: Arc::new(crate::mfa::seal::SecretBox::new(&secrets.password_pepper)?),
             passwords: Arc::new(Passwords::new(secrets.password_pepper)?),

@@ -56,6 +56,9 @@ pub mod env {
     pub const RATE_LIMITS: &str = "PALISADE_RATE_LIMITS";
     /// How long audit records are kept, in seconds (default 30 days).
     pub const AUDIT_RETENTION: &str = "PALISADE_AUDIT_RETENTION_SECONDS";
+    /// How client_credentials tokens are audited: one of [`crate::contract::MachineTokenAudit`]'s
+    /// names (default `PerMinute`).
+    pub const AUDIT_MACHINE_TOKENS: &str = "PALISADE_AUDIT_MACHINE_TOKENS";
     /// Log filter, e.g. `info` or `palisade_auth_server=debug`.
     pub const LOG_LEVEL: &str = "PALISADE_LOG_LEVEL";
     /// `json` (production) or `text`.
@@ -200,6 +203,37 @@ pub struct RateLimits {
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client address.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+}
+
+/// How tokens a client issues to itself (client_credentials) are audited. Tokens issued to
+/// users are always audited one by one.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum MachineTokenAudit {
+    /// One record per client and minute with the number of tokens issued (a busy machine
+    /// client issues thousands a minute).
+    #[default]
+    PerMinute,
+    /// One record per token.
+    PerToken,
+}
+
+impl MachineTokenAudit {
+    /// The name rendered into [`env::AUDIT_MACHINE_TOKENS`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineTokenAudit::PerMinute => "PerMinute",
+            MachineTokenAudit::PerToken => "PerToken",
+        }
+    }
+
+    /// Parses a name written by [`MachineTokenAudit::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [MachineTokenAudit::PerMinute, MachineTokenAudit::PerToken]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
 }
 
 /// When users must sign in with a TOTP second factor after their password.

@@ -9,10 +9,13 @@
 
 pub mod key_rotation;
 pub mod query;
+pub mod tally;
 pub mod writer;
 
 use chrono::{DateTime, Utc};
+use palisade_wire::contract::MachineTokenAudit;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 pub use query::AuditQuery;
@@ -189,19 +192,48 @@ pub struct AuditLog {
     queue: mpsc::Sender<AuditRecord>,
     instance: Option<String>,
     dropped: prometheus_client::metrics::counter::Counter,
+    /// Machine-client token counts, when they are summarized per minute.
+    tally: Option<Arc<tally::TokenTally>>,
 }
 
 impl AuditLog {
-    /// An audit log feeding `queue`; `instance` names this replica in every record.
+    /// An audit log feeding `queue`; `instance` names this replica in every record;
+    /// client_credentials tokens are recorded as `machine_tokens` says.
     pub fn new(
         queue: mpsc::Sender<AuditRecord>,
         instance: Option<String>,
         dropped: prometheus_client::metrics::counter::Counter,
+        machine_tokens: MachineTokenAudit,
     ) -> Self {
         AuditLog {
             queue,
             instance,
             dropped,
+            tally: (machine_tokens == MachineTokenAudit::PerMinute)
+                .then(|| Arc::new(tally::TokenTally::default())),
+        }
+    }
+
+    /// A client_credentials token issued by `client_id` at `now`: a record of its own, or
+    /// one more in the client's per-minute summary.
+    pub fn machine_token(&self, client_id: &str, now: DateTime<Utc>) {
+        match &self.tally {
+            Some(t) => t.add(client_id),
+            None => self.record(
+                AuditRecord::new(AuditEvent::TokenIssued, Outcome::Success, now)
+                    .subject(client_id)
+                    .client(client_id)
+                    .detail("client_credentials"),
+            ),
+        }
+    }
+
+    /// Records the per-minute summaries counted so far (also at shutdown).
+    pub fn flush_tally(&self, now: DateTime<Utc>) {
+        if let Some(t) = &self.tally {
+            for rec in t.drain(now) {
+                self.record(rec);
+            }
         }
     }
 
@@ -231,6 +263,7 @@ impl AuditLog {
             queue: self.queue.downgrade(),
             instance: self.instance.clone(),
             dropped: self.dropped.clone(),
+            tally: self.tally.clone(),
         }
     }
 }
@@ -240,6 +273,7 @@ pub struct WeakAuditLog {
     queue: mpsc::WeakSender<AuditRecord>,
     instance: Option<String>,
     dropped: prometheus_client::metrics::counter::Counter,
+    tally: Option<Arc<tally::TokenTally>>,
 }
 
 impl WeakAuditLog {
@@ -249,6 +283,7 @@ impl WeakAuditLog {
             queue: self.queue.upgrade()?,
             instance: self.instance.clone(),
             dropped: self.dropped.clone(),
+            tally: self.tally.clone(),
         })
     }
 }
@@ -256,6 +291,39 @@ impl WeakAuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn log(machine_tokens: MachineTokenAudit) -> (AuditLog, mpsc::Receiver<AuditRecord>) {
+        let (tx, rx) = mpsc::channel(16);
+        (
+            AuditLog::new(tx, None, Default::default(), machine_tokens),
+            rx,
+        )
+    }
+
+    #[test]
+    fn machine_tokens_are_recorded_each_or_summed_up_as_configured() {
+        let now = Utc::now();
+        let (each, mut rx) = log(MachineTokenAudit::PerToken);
+        each.machine_token("m", now);
+        each.machine_token("m", now);
+        assert_eq!(
+            rx.try_recv().unwrap().detail.as_deref(),
+            Some("client_credentials")
+        );
+        assert!(rx.try_recv().is_ok(), "one record per token");
+        each.flush_tally(now);
+        assert!(rx.try_recv().is_err(), "nothing to summarize");
+
+        let (summed, mut rx) = log(MachineTokenAudit::PerMinute);
+        summed.machine_token("m", now);
+        summed.machine_token("m", now);
+        assert!(rx.try_recv().is_err(), "nothing before the summary");
+        summed.flush_tally(now);
+        let r = rx.try_recv().unwrap();
+        assert_eq!(r.detail.as_deref(), Some("client_credentials x2 (summary)"));
+        assert_eq!(r.subject.as_deref(), Some("m"));
+        assert!(rx.try_recv().is_err(), "one summary per client");
+    }
 
     #[test]
     fn audit_lines_survive_any_log_level_unless_named() {

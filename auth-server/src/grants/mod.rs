@@ -174,12 +174,16 @@ pub fn issued(
             grant_type: grant_type.as_str(),
         })
         .inc();
-    state.audit.record(
-        AuditRecord::new(AuditEvent::TokenIssued, Outcome::Success, now)
-            .subject(sub)
-            .client(client_id)
-            .detail(grant_type.as_str()),
-    );
+    if grant_type == GrantType::ClientCredentials {
+        state.audit.machine_token(client_id, now);
+    } else {
+        state.audit.record(
+            AuditRecord::new(AuditEvent::TokenIssued, Outcome::Success, now)
+                .subject(sub)
+                .client(client_id)
+                .detail(grant_type.as_str()),
+        );
+    }
 }
 
 /// A token endpoint success response: JSON, never cached (RFC 6749 §5.1).

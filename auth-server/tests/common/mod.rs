@@ -166,6 +166,7 @@ pub async fn start_configured(
         internal_dir: None,
         ttls,
         audit_retention: std::time::Duration::from_secs(86_400),
+        audit_machine_tokens: Default::default(),
         rate_limits: Default::default(),
         totp_policy: Default::default(),
         log_level: "warn".into(),

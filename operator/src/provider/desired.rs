@@ -102,6 +102,7 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
         redis_url: spec.redis.as_ref().map(|r| selector(&r.url_secret_ref)),
         ttls: Some(token_ttls(spec)),
         audit_retention_seconds: Some(secs(&spec.audit.retention, 720 * 3600)),
+        audit_machine_tokens: spec.audit.machine_tokens,
         rate_limits: contract::RateLimits {
             authorize: rate_limit(&rl.authorize),
             token: rate_limit(&rl.token),

@@ -42,6 +42,8 @@ pub struct PodInput {
     pub ttls: Option<TokenTtls>,
     /// How long audit records are kept (`None`: the auth-server's default).
     pub audit_retention_seconds: Option<u64>,
+    /// How client_credentials tokens are audited.
+    pub audit_machine_tokens: palisade_wire::contract::MachineTokenAudit,
     pub rate_limits: palisade_wire::contract::RateLimits,
     pub resources: Option<ResourceRequirements>,
     pub node_selector: Option<BTreeMap<String, String>>,
@@ -165,6 +167,10 @@ pub fn render_env(input: &PodInput) -> Vec<EnvVar> {
     if let Some(retention) = input.audit_retention_seconds {
         vars.push(env_value(env::AUDIT_RETENTION, retention.to_string()));
     }
+    vars.push(env_value(
+        env::AUDIT_MACHINE_TOKENS,
+        input.audit_machine_tokens.as_str(),
+    ));
     if let Some(db) = &input.database_url {
         vars.push(env_secret(env::DATABASE_URL, db));
     }
@@ -345,6 +351,7 @@ mod tests {
                 authorization_code: 60,
             }),
             audit_retention_seconds: Some(7 * 86_400),
+            audit_machine_tokens: palisade_wire::contract::MachineTokenAudit::PerToken,
             resources: Some(ResourceRequirements {
                 limits: Some(BTreeMap::from([(
                     "memory".to_string(),
@@ -489,6 +496,10 @@ mod tests {
             .iter()
             .any(|e| e.name == "PALISADE_AUDIT_RETENTION_SECONDS"
                 && e.value.as_deref() == Some("604800")));
+        assert!(env
+            .iter()
+            .any(|e| e.name == "PALISADE_AUDIT_MACHINE_TOKENS"
+                && e.value.as_deref() == Some("PerToken")));
         let mounts: Vec<_> = c
             .volume_mounts
             .as_ref()
