@@ -123,13 +123,16 @@ pub struct ClaimMapping {
 }
 
 impl ClaimMapping {
-    fn default_subject() -> String {
+    /// The default subject claim, `sub`.
+    pub fn default_subject() -> String {
         "sub".into()
     }
-    fn default_email() -> String {
+    /// The default email claim, `email`.
+    pub fn default_email() -> String {
         "email".into()
     }
-    fn default_name() -> String {
+    /// The default name claim, `name`.
+    pub fn default_name() -> String {
         "name".into()
     }
 }

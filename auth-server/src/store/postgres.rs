@@ -107,6 +107,27 @@ const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified,
      COALESCE(mfa_required, false) AS mfa_required";
 
 impl PostgresStore {
+    /// Inserts user `u`; `on_conflict` says what an existing username does. Returns the rows
+    /// written.
+    async fn insert_user(&self, u: &User, on_conflict: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, mfa_required, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now()) {on_conflict}"
+        ))
+        .bind(&u.username)
+        .bind(&u.sub)
+        .bind(&u.password_hash)
+        .bind(&u.email)
+        .bind(u.email_verified)
+        .bind(&u.name)
+        .bind(u.disabled)
+        .bind(u.mfa_required)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(done.rows_affected())
+    }
+
     /// Connects lazily: the server starts (and reports not-ready) while the database is down.
     pub fn connect_lazy(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -300,47 +321,23 @@ impl Store for PostgresStore {
     }
 
     async fn put_user(&self, u: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, mfa_required, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-             ON CONFLICT (username) DO UPDATE SET sub = EXCLUDED.sub,
+        self.insert_user(
+            u,
+            "ON CONFLICT (username) DO UPDATE SET sub = EXCLUDED.sub,
                password_hash = EXCLUDED.password_hash, email = EXCLUDED.email,
                email_verified = EXCLUDED.email_verified, name = EXCLUDED.name,
                disabled = EXCLUDED.disabled, mfa_required = EXCLUDED.mfa_required,
                updated_at = now()",
         )
-        .bind(&u.username)
-        .bind(&u.sub)
-        .bind(&u.password_hash)
-        .bind(&u.email)
-        .bind(u.email_verified)
-        .bind(&u.name)
-        .bind(u.disabled)
-        .bind(u.mfa_required)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
+        .await?;
         Ok(())
     }
 
     async fn create_user(&self, u: &User) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO users (username, sub, password_hash, email, email_verified, name, disabled, mfa_required, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-             ON CONFLICT (username) DO NOTHING",
-        )
-        .bind(&u.username)
-        .bind(&u.sub)
-        .bind(&u.password_hash)
-        .bind(&u.email)
-        .bind(u.email_verified)
-        .bind(&u.name)
-        .bind(u.disabled)
-        .bind(u.mfa_required)
-        .execute(&self.pool)
-        .await
-        .map_err(err)?;
-        Ok(done.rows_affected() == 1)
+        Ok(self
+            .insert_user(u, "ON CONFLICT (username) DO NOTHING")
+            .await?
+            == 1)
     }
 
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {

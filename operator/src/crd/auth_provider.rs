@@ -207,36 +207,27 @@ pub struct UpstreamScope(
 pub struct UpstreamClaims {
     /// The claim identifying the user at the upstream, stable for life. Default `sub`; for
     /// Microsoft Entra ID use `oid` (its `sub` differs per application).
-    #[serde(default = "default_subject_claim")]
+    #[serde(default = "palisade_wire::contract::ClaimMapping::default_subject")]
     #[schemars(length(min = 1, max = 64))]
     pub subject: String,
     /// The claim holding the email address. Default `email`. An address from any other claim
     /// is never treated as verified (`email_verified` vouches for `email` only).
-    #[serde(default = "default_email_claim")]
+    #[serde(default = "palisade_wire::contract::ClaimMapping::default_email")]
     #[schemars(length(min = 1, max = 64))]
     pub email: String,
     /// The claim holding the display name. Default `name`.
-    #[serde(default = "default_name_claim")]
+    #[serde(default = "palisade_wire::contract::ClaimMapping::default_name")]
     #[schemars(length(min = 1, max = 64))]
     pub name: String,
 }
 
-fn default_subject_claim() -> String {
-    "sub".into()
-}
-fn default_email_claim() -> String {
-    "email".into()
-}
-fn default_name_claim() -> String {
-    "name".into()
-}
-
 impl Default for UpstreamClaims {
     fn default() -> Self {
+        use palisade_wire::contract::ClaimMapping;
         UpstreamClaims {
-            subject: default_subject_claim(),
-            email: default_email_claim(),
-            name: default_name_claim(),
+            subject: ClaimMapping::default_subject(),
+            email: ClaimMapping::default_email(),
+            name: ClaimMapping::default_name(),
         }
     }
 }
