@@ -107,6 +107,28 @@ const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified,
      COALESCE(mfa_required, false) AS mfa_required";
 
 impl PostgresStore {
+    /// Stores `data` as JSON under `key` in a table of short-lived rows
+    /// (`key_column`, `data_column`, `expires_at`), purging expired rows now and then.
+    async fn put_expiring<T: serde::Serialize>(
+        &self,
+        table: &str,
+        (key_column, key): (&str, &str),
+        (data_column, data): (&str, &T),
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.maybe_purge(table).await?;
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({key_column}, {data_column}, expires_at) VALUES ($1, $2, $3)"
+        ))
+        .bind(key)
+        .bind(to_json(data)?)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
     /// Inserts user `u`; `on_conflict` says what an existing username does. Returns the rows
     /// written.
     async fn insert_user(&self, u: &User, on_conflict: &str) -> Result<u64, StoreError> {
@@ -354,17 +376,13 @@ impl Store for PostgresStore {
         id: &str,
         pending: &PendingAuthorization,
     ) -> Result<(), StoreError> {
-        self.maybe_purge("authorization_requests").await?;
-        sqlx::query(
-            "INSERT INTO authorization_requests (id, request, expires_at) VALUES ($1, $2, $3)",
+        self.put_expiring(
+            "authorization_requests",
+            ("id", id),
+            ("request", pending),
+            pending.expires_at,
         )
-        .bind(id)
-        .bind(to_json(pending)?)
-        .bind(pending.expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(())
     }
 
     async fn pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
@@ -388,17 +406,13 @@ impl Store for PostgresStore {
     }
 
     async fn put_code(&self, code_hash: &str, grant: &CodeGrant) -> Result<(), StoreError> {
-        self.maybe_purge("authorization_codes").await?;
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, grant_data, expires_at) VALUES ($1, $2, $3)",
+        self.put_expiring(
+            "authorization_codes",
+            ("code_hash", code_hash),
+            ("grant_data", grant),
+            grant.expires_at,
         )
-        .bind(code_hash)
-        .bind(to_json(grant)?)
-        .bind(grant.expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(())
     }
 
     async fn redeem_code(&self, code_hash: &str) -> Result<Redeemed<CodeGrant>, StoreError> {
@@ -488,17 +502,13 @@ impl Store for PostgresStore {
     }
 
     async fn put_session(&self, token_hash: &str, session: &Session) -> Result<(), StoreError> {
-        self.maybe_purge("sessions").await?;
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, session_data, expires_at) VALUES ($1, $2, $3)",
+        self.put_expiring(
+            "sessions",
+            ("token_hash", token_hash),
+            ("session_data", session),
+            session.expires_at,
         )
-        .bind(token_hash)
-        .bind(to_json(session)?)
-        .bind(session.expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(())
     }
 
     async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
@@ -538,17 +548,13 @@ impl Store for PostgresStore {
         state_hash: &str,
         login: &UpstreamLogin,
     ) -> Result<(), StoreError> {
-        self.maybe_purge("upstream_logins").await?;
-        sqlx::query(
-            "INSERT INTO upstream_logins (state_hash, login, expires_at) VALUES ($1, $2, $3)",
+        self.put_expiring(
+            "upstream_logins",
+            ("state_hash", state_hash),
+            ("login", login),
+            login.expires_at,
         )
-        .bind(state_hash)
-        .bind(to_json(login)?)
-        .bind(login.expires_at)
-        .execute(&self.pool)
         .await
-        .map_err(err)?;
-        Ok(())
     }
 
     async fn take_upstream_login(
@@ -752,15 +758,13 @@ impl Store for PostgresStore {
     }
 
     async fn put_sign_in(&self, id: &str, sign_in: &ParkedSignIn) -> Result<(), StoreError> {
-        self.maybe_purge("mfa_sign_ins").await?;
-        sqlx::query("INSERT INTO mfa_sign_ins (id, sign_in, expires_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(to_json(sign_in)?)
-            .bind(sign_in.expires_at)
-            .execute(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(())
+        self.put_expiring(
+            "mfa_sign_ins",
+            ("id", id),
+            ("sign_in", sign_in),
+            sign_in.expires_at,
+        )
+        .await
     }
 
     async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
