@@ -342,6 +342,45 @@ fed_test!(
     first_sign_in_creates_a_user_and_the_next_one_links_to_it
 );
 
+/// A password user an administrator named like a federated user is never signed in as.
+async fn a_password_user_with_the_federated_name_is_not_taken_over(fed: Fed) {
+    let alice = fed.upstream.user().await;
+    let upstream_sub = admin_user(&fed.upstream, &alice).await.unwrap()["sub"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let taken = format!("corp:{upstream_sub}");
+    assert_eq!(
+        fed.local
+            .put_user(&taken, serde_json::json!({"password": PASSWORD}))
+            .await,
+        201
+    );
+    let flow = begin(&fed).await;
+    let to_upstream = press_button(&fed, &flow).await;
+    let callback = sign_in_upstream(
+        &fed,
+        &flow,
+        to_upstream.location.as_deref().unwrap(),
+        &alice,
+    )
+    .await;
+    let refused = flow.local.get(&callback).await;
+    assert_failed_page(&refused, 403, &[]);
+    assert!(!refused.sets_cookie("palisade_session"));
+    assert_eq!(
+        fed.local
+            .counter("federated_login_total{upstream=\"corp\",outcome=\"username_taken\"}")
+            .await,
+        1.0
+    );
+}
+fed_test!(
+    password_user_not_taken_over,
+    AccountLinking::SubjectOnly,
+    a_password_user_with_the_federated_name_is_not_taken_over
+);
+
 async fn subject_only_policy_never_links_by_email(fed: Fed) {
     let alice = fed.upstream.user().await;
     // A local user with the same, verified, address.

@@ -99,6 +99,22 @@ async fn invalid_resources_are_rejected_with_a_clear_message() {
             "refreshTokenTTL must be between 1h and 8760h",
         ),
         (
+            "blank upstream button text",
+            provider(json!({"upstreams": [{
+                "name": "corp", "displayName": "   ", "issuer": "https://idp.example.com",
+                "clientId": "c", "clientSecretRef": {"name": "s", "key": "k"}
+            }]})),
+            "displayName",
+        ),
+        (
+            "upstream issuer with user info",
+            provider(json!({"upstreams": [{
+                "name": "corp", "displayName": "Corp", "issuer": "https://user@idp.example.com",
+                "clientId": "c", "clientSecretRef": {"name": "s", "key": "k"}
+            }]})),
+            "without user info",
+        ),
+        (
             "audit retention too short",
             provider(json!({"audit": {"retention": "30m"}})),
             "audit.retention must be between 1h and 87600h",

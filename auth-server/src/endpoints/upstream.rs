@@ -78,7 +78,7 @@ fn failed(
         | FederationError::Exchange(_)
         | FederationError::InvalidIdToken(_) => StatusCode::BAD_GATEWAY,
         FederationError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-        FederationError::Disabled => StatusCode::FORBIDDEN,
+        FederationError::Disabled | FederationError::UsernameTaken => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     };
     let retry = request_id.map(|id| {
@@ -378,6 +378,11 @@ async fn local_user(
             // The user of an earlier sign-in whose link was lost keeps their `sub`; of two
             // first sign-ins at once, one creates the user and both use it.
             let user = match store.user(&username).await? {
+                // Never become a user who signs in with a password (one an administrator
+                // happened to name like this): that would sign in as them without it.
+                Some(existing) if existing.password_hash.is_some() => {
+                    return Err(FederationError::UsernameTaken)
+                }
                 Some(existing) => existing,
                 None => {
                     let user = linking::new_user(name, policy, identity, random_token(16));

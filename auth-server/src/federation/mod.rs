@@ -42,6 +42,9 @@ pub enum FederationError {
     /// The local user is disabled.
     #[error("the local user is disabled")]
     Disabled,
+    /// The username a new federated user would get belongs to a password user.
+    #[error("the username for this upstream account is taken by a password user")]
+    UsernameTaken,
     /// The parked authorization request lapsed or was finished meanwhile.
     #[error("the authorization request is unknown or has expired")]
     RequestExpired,
@@ -58,6 +61,7 @@ impl FederationError {
             FederationError::Upstream(_) => "upstream_error",
             FederationError::BadState(_) => "bad_state",
             FederationError::MissingCode => "bad_callback",
+            FederationError::UsernameTaken => "username_taken",
             FederationError::Exchange(_) => "exchange_failed",
             FederationError::InvalidIdToken(_) => "invalid_id_token",
             FederationError::Claims(_) => "invalid_claims",

@@ -152,16 +152,16 @@ pub struct UpstreamProvider {
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     )]
     pub name: String,
-    /// Button text on the sign-in page: "Sign in with <displayName>".
-    #[schemars(length(min = 1, max = 64))]
+    /// Button text on the sign-in page: "Sign in with <displayName>". Not blank.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"\S"))]
     pub display_name: String,
     /// The upstream's issuer URL, e.g. `https://accounts.google.com` or
     /// `https://login.microsoftonline.com/<tenant-id>/v2.0`; discovery is read from
     /// `<issuer>/.well-known/openid-configuration` and its `issuer` must equal this value.
     /// https only; plain http is accepted for 127.0.0.1, ::1 and localhost, for tests.
     #[schemars(length(min = 8, max = 512))]
-    #[x_kube(validation = Rule::new("isURL(self) && !self.contains('?') && !self.contains('#') && (self.startsWith('https://') || (self.startsWith('http://') && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost']))")
-        .message("issuer must be an https:// URL without query or fragment (http:// only for 127.0.0.1, ::1 or localhost)"))]
+    #[x_kube(validation = Rule::new("isURL(self) && !self.contains('?') && !self.contains('#') && !self.contains('@') && (self.startsWith('https://') || (self.startsWith('http://') && url(self).getHostname() in ['127.0.0.1', '::1', 'localhost']))")
+        .message("issuer must be an https:// URL without user info, query or fragment (http:// only for 127.0.0.1, ::1 or localhost)"))]
     pub issuer: String,
     /// The client ID this provider was registered with at the upstream.
     #[schemars(length(min = 1, max = 512))]
@@ -751,6 +751,7 @@ mod tests {
             "http://127.0.0.1.example.com",
             "ftp://idp.example.com",
             "https://idp.example.com/?tenant=x",
+            "https://user@idp.example.com",
             "not a url",
         ] {
             let r = refusals(json!([upstream("a", bad)]));
