@@ -115,6 +115,7 @@ pub fn code_grant() -> CodeGrant {
         },
         sub: "user-1".into(),
         auth_time: now().timestamp() - 30,
+        amr: vec!["pwd".into()],
         sid: "sid-1".into(),
         family_id: "family-1".into(),
         access_jti: "jti-1".into(),
@@ -146,6 +147,10 @@ pub fn id_claims() -> IdClaims {
         exp: now().timestamp() - 5,
         iat: now().timestamp() - 600,
         auth_time: now().timestamp() - 600,
+        // No methods: the claims serialize as before they existed, so the signed fixture
+        // tokens in the committed corpus are still the fixture's own.
+        amr: vec![],
+        acr: None,
         nonce: Some("n-0S6_WzA2Mj".into()),
         at_hash: None,
         sid: "sid-1".into(),
