@@ -186,6 +186,46 @@ async fn sign_in_upstream(fed: &Fed, flow: &Flow, authorize: &str, username: &st
     callback
 }
 
+/// Starts a sign-in at the local server, presses the upstream's button and signs `username`
+/// in at the upstream; returns the flow and the callback URL the upstream sends back to.
+async fn to_callback(fed: &Fed, username: &str) -> (Flow, String) {
+    let flow = begin(fed).await;
+    let to_upstream = press_button(fed, &flow).await;
+    let callback = sign_in_upstream(
+        fed,
+        &flow,
+        to_upstream.location.as_deref().unwrap(),
+        username,
+    )
+    .await;
+    (flow, callback)
+}
+
+/// `federated_login_total` of the upstream `corp` with `outcome`.
+async fn logins(fed: &Fed, outcome: &str) -> f64 {
+    fed.local
+        .counter(&format!(
+            "federated_login_total{{upstream=\"corp\",outcome=\"{outcome}\"}}"
+        ))
+        .await
+}
+
+/// The `sub` the upstream gave its user `username`.
+async fn upstream_sub(fed: &Fed, username: &str) -> String {
+    admin_user(&fed.upstream, username).await.unwrap()["sub"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Asserts the local server answers `callback` with the generic failure page with `status`,
+/// leaking none of `secrets`, and starts no session.
+async fn refused_at_callback(flow: &Flow, callback: &str, status: u16, secrets: &[&str]) {
+    let page = flow.local.get(callback).await;
+    assert_failed_page(&page, status, secrets);
+    assert!(!page.sets_cookie("palisade_session"), "no session");
+}
+
 /// The payload of a JWT (the test trusts its own server's signature).
 fn payload(jwt: &str) -> Value {
     use base64::Engine;
@@ -200,15 +240,7 @@ fn payload(jwt: &str) -> Value {
 
 /// The whole federated sign-in of upstream user `username`; returns the local ID token's claims.
 async fn federated_id_token(fed: &Fed, username: &str) -> Value {
-    let flow = begin(fed).await;
-    let to_upstream = press_button(fed, &flow).await;
-    let callback = sign_in_upstream(
-        fed,
-        &flow,
-        to_upstream.location.as_deref().unwrap(),
-        username,
-    )
-    .await;
+    let (flow, callback) = to_callback(fed, username).await;
     let back = flow.local.get(&callback).await;
     assert_eq!(back.status, 303, "{}", back.body);
     assert!(back.location.as_deref().unwrap().starts_with(REDIRECT));
@@ -249,14 +281,8 @@ fn assert_failed_page(page: &Page, status: u16, secrets: &[&str]) {
 
 async fn first_sign_in_creates_a_user_and_the_next_one_links_to_it(fed: Fed) {
     let alice = fed.upstream.user().await;
-    let upstream_sub = admin_user(&fed.upstream, &alice).await.unwrap()["sub"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let before = fed
-        .local
-        .counter("federated_login_total{upstream=\"corp\",outcome=\"success\"}")
-        .await;
+    let upstream_sub = upstream_sub(&fed, &alice).await;
+    let before = logins(&fed, "success").await;
 
     let claims = federated_id_token(&fed, &alice).await;
     let created = admin_user(&fed.local, &format!("corp:{upstream_sub}"))
@@ -290,12 +316,7 @@ async fn first_sign_in_creates_a_user_and_the_next_one_links_to_it(fed: Fed) {
         again["sub"], claims["sub"],
         "the second sign-in links to the same user"
     );
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"success\"}")
-            .await,
-        before + 2.0
-    );
+    assert_eq!(logins(&fed, "success").await, before + 2.0);
 
     // A disabled local user cannot sign in through the upstream either.
     let local_name = format!("corp:{upstream_sub}");
@@ -305,24 +326,9 @@ async fn first_sign_in_creates_a_user_and_the_next_one_links_to_it(fed: Fed) {
             .await,
         204
     );
-    let flow = begin(&fed).await;
-    let to_upstream = press_button(&fed, &flow).await;
-    let callback = sign_in_upstream(
-        &fed,
-        &flow,
-        to_upstream.location.as_deref().unwrap(),
-        &alice,
-    )
-    .await;
-    let refused = flow.local.get(&callback).await;
-    assert_failed_page(&refused, 403, &[]);
-    assert!(!refused.sets_cookie("palisade_session"));
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"account_disabled\"}")
-            .await,
-        1.0
-    );
+    let (flow, callback) = to_callback(&fed, &alice).await;
+    refused_at_callback(&flow, &callback, 403, &[]).await;
+    assert_eq!(logins(&fed, "account_disabled").await, 1.0);
 
     // The audit trail: two sign-ins as the linked user, then the refusal.
     let trail = fed.local.audit_records("event=federated_login", 3).await;
@@ -345,10 +351,7 @@ fed_test!(
 /// A password user an administrator named like a federated user is never signed in as.
 async fn a_password_user_with_the_federated_name_is_not_taken_over(fed: Fed) {
     let alice = fed.upstream.user().await;
-    let upstream_sub = admin_user(&fed.upstream, &alice).await.unwrap()["sub"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let upstream_sub = upstream_sub(&fed, &alice).await;
     let taken = format!("corp:{upstream_sub}");
     assert_eq!(
         fed.local
@@ -356,24 +359,9 @@ async fn a_password_user_with_the_federated_name_is_not_taken_over(fed: Fed) {
             .await,
         201
     );
-    let flow = begin(&fed).await;
-    let to_upstream = press_button(&fed, &flow).await;
-    let callback = sign_in_upstream(
-        &fed,
-        &flow,
-        to_upstream.location.as_deref().unwrap(),
-        &alice,
-    )
-    .await;
-    let refused = flow.local.get(&callback).await;
-    assert_failed_page(&refused, 403, &[]);
-    assert!(!refused.sets_cookie("palisade_session"));
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"username_taken\"}")
-            .await,
-        1.0
-    );
+    let (flow, callback) = to_callback(&fed, &alice).await;
+    refused_at_callback(&flow, &callback, 403, &[]).await;
+    assert_eq!(logins(&fed, "username_taken").await, 1.0);
 }
 fed_test!(
     password_user_not_taken_over,
@@ -452,15 +440,7 @@ fed_test!(
 
 async fn bad_replayed_or_foreign_state_is_refused(fed: Fed) {
     let alice = fed.upstream.user().await;
-    let flow = begin(&fed).await;
-    let to_upstream = press_button(&fed, &flow).await;
-    let callback = sign_in_upstream(
-        &fed,
-        &flow,
-        to_upstream.location.as_deref().unwrap(),
-        &alice,
-    )
-    .await;
+    let (flow, callback) = to_callback(&fed, &alice).await;
     let code = url::Url::parse(&callback)
         .unwrap()
         .query_pairs()
@@ -500,12 +480,7 @@ async fn bad_replayed_or_foreign_state_is_refused(fed: Fed) {
     flow.local.put_cookie("palisade_upstream", &binding);
     let replay = flow.local.get(&callback).await;
     assert_failed_page(&replay, 400, &[&code]);
-    assert!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"bad_state\"}")
-            .await
-            >= 4.0
-    );
+    assert!(logins(&fed, "bad_state").await >= 4.0);
     // Unknown upstream names are a plain 404 page.
     let unknown = flow
         .local
@@ -535,12 +510,7 @@ async fn upstream_error_is_shown_cleanly_and_password_sign_in_remains(fed: Fed) 
     let page = flow.local.get(url.as_str()).await;
     assert_failed_page(&page, 400, &["upstream-internal-detail", "<script>"]);
     assert!(page.body.contains("Back to the sign-in page"));
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"upstream_error\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(logins(&fed, "upstream_error").await, 1.0);
     let trail = fed.local.audit_records("event=federated_login", 1).await;
     assert_eq!(trail[0]["detail"], "corp: upstream_error");
     assert!(
@@ -582,15 +552,8 @@ async fn id_token_with_another_nonce_is_refused(fed: Fed) {
         .collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
     let callback = sign_in_upstream(&fed, &flow, url.as_str(), &alice).await;
-    let page = flow.local.get(&callback).await;
-    assert_failed_page(&page, 502, &[&fed.upstream_secret]);
-    assert!(!page.sets_cookie("palisade_session"), "no session");
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"invalid_id_token\"}")
-            .await,
-        1.0
-    );
+    refused_at_callback(&flow, &callback, 502, &[&fed.upstream_secret]).await;
+    assert_eq!(logins(&fed, "invalid_id_token").await, 1.0);
 }
 fed_test!(
     wrong_nonce,
@@ -601,15 +564,7 @@ fed_test!(
 async fn a_code_replayed_at_the_upstream_fails_the_exchange(fed: Fed) {
     // A callback whose code was already redeemed: the exchange fails and nothing leaks.
     let alice = fed.upstream.user().await;
-    let flow = begin(&fed).await;
-    let to_upstream = press_button(&fed, &flow).await;
-    let callback = sign_in_upstream(
-        &fed,
-        &flow,
-        to_upstream.location.as_deref().unwrap(),
-        &alice,
-    )
-    .await;
+    let (flow, callback) = to_callback(&fed, &alice).await;
     let ok = flow.local.get(&callback).await;
     assert_eq!(ok.status, 303);
     // Start again and pair the new, valid state with the spent code.
@@ -629,12 +584,7 @@ async fn a_code_replayed_at_the_upstream_fails_the_exchange(fed: Fed) {
         .append_pair("state", &state);
     let page = flow2.local.get(url.as_str()).await;
     assert_failed_page(&page, 502, &[&code, &fed.upstream_secret]);
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"exchange_failed\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(logins(&fed, "exchange_failed").await, 1.0);
 }
 fed_test!(
     replayed_code,
@@ -674,12 +624,7 @@ async fn upstream_down_leaves_password_sign_in_working(fed: Fed) {
     let done = flow.local.submit(&fed.local, &again, &bob, PASSWORD).await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(done.location_query().contains_key("code"));
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"discovery_failed\"}")
-            .await,
-        1.0
-    );
+    assert_eq!(logins(&fed, "discovery_failed").await, 1.0);
 }
 
 /// An address where nothing listens.
@@ -834,24 +779,9 @@ where
 
 async fn tampered_id_token_is_refused(fed: Fed, _proxy: Proxy) {
     let alice = fed.upstream.user().await;
-    let flow = begin(&fed).await;
-    let to_upstream = press_button(&fed, &flow).await;
-    let callback = sign_in_upstream(
-        &fed,
-        &flow,
-        to_upstream.location.as_deref().unwrap(),
-        &alice,
-    )
-    .await;
-    let page = flow.local.get(&callback).await;
-    assert_failed_page(&page, 502, &["mallory", &fed.upstream_secret]);
-    assert!(!page.sets_cookie("palisade_session"), "no session");
-    assert_eq!(
-        fed.local
-            .counter("federated_login_total{upstream=\"corp\",outcome=\"invalid_id_token\"}")
-            .await,
-        1.0
-    );
+    let (flow, callback) = to_callback(&fed, &alice).await;
+    refused_at_callback(&flow, &callback, 502, &["mallory", &fed.upstream_secret]).await;
+    assert_eq!(logins(&fed, "invalid_id_token").await, 1.0);
     assert!(
         admin_user(&fed.local, &format!("corp:{alice}"))
             .await
