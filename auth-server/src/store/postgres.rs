@@ -107,6 +107,22 @@ const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified,
      COALESCE(mfa_required, false) AS mfa_required";
 
 impl PostgresStore {
+    /// The JSON column `column` of the row `sql` (one `$1` parameter, `key`) returns, if any.
+    async fn json_row<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        key: &str,
+        column: &str,
+    ) -> Result<Option<T>, StoreError> {
+        sqlx::query(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?
+            .map(|r| from_json(&r, column))
+            .transpose()
+    }
+
     /// Stores `data` as JSON under `key` in a table of short-lived rows
     /// (`key_column`, `data_column`, `expires_at`), purging expired rows now and then.
     async fn put_expiring<T: serde::Serialize>(
@@ -386,23 +402,21 @@ impl Store for PostgresStore {
     }
 
     async fn pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
-        sqlx::query("SELECT request FROM authorization_requests WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "request"))
-            .transpose()
+        self.json_row(
+            "SELECT request FROM authorization_requests WHERE id = $1",
+            id,
+            "request",
+        )
+        .await
     }
 
     async fn take_pending(&self, id: &str) -> Result<Option<PendingAuthorization>, StoreError> {
-        sqlx::query("DELETE FROM authorization_requests WHERE id = $1 RETURNING request")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "request"))
-            .transpose()
+        self.json_row(
+            "DELETE FROM authorization_requests WHERE id = $1 RETURNING request",
+            id,
+            "request",
+        )
+        .await
     }
 
     async fn put_code(&self, code_hash: &str, grant: &CodeGrant) -> Result<(), StoreError> {
@@ -469,13 +483,12 @@ impl Store for PostgresStore {
     }
 
     async fn refresh(&self, token_hash: &str) -> Result<Option<RefreshGrant>, StoreError> {
-        sqlx::query("SELECT grant_data FROM refresh_tokens WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "grant_data"))
-            .transpose()
+        self.json_row(
+            "SELECT grant_data FROM refresh_tokens WHERE token_hash = $1",
+            token_hash,
+            "grant_data",
+        )
+        .await
     }
 
     async fn revoke_family(&self, family_id: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
@@ -512,13 +525,12 @@ impl Store for PostgresStore {
     }
 
     async fn session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
-        sqlx::query("SELECT session_data FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "session_data"))
-            .transpose()
+        self.json_row(
+            "SELECT session_data FROM sessions WHERE token_hash = $1",
+            token_hash,
+            "session_data",
+        )
+        .await
     }
 
     async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -561,13 +573,12 @@ impl Store for PostgresStore {
         &self,
         state_hash: &str,
     ) -> Result<Option<UpstreamLogin>, StoreError> {
-        sqlx::query("DELETE FROM upstream_logins WHERE state_hash = $1 RETURNING login")
-            .bind(state_hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "login"))
-            .transpose()
+        self.json_row(
+            "DELETE FROM upstream_logins WHERE state_hash = $1 RETURNING login",
+            state_hash,
+            "login",
+        )
+        .await
     }
 
     async fn upstream_link(
@@ -768,23 +779,21 @@ impl Store for PostgresStore {
     }
 
     async fn sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
-        sqlx::query("SELECT sign_in FROM mfa_sign_ins WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "sign_in"))
-            .transpose()
+        self.json_row(
+            "SELECT sign_in FROM mfa_sign_ins WHERE id = $1",
+            id,
+            "sign_in",
+        )
+        .await
     }
 
     async fn take_sign_in(&self, id: &str) -> Result<Option<ParkedSignIn>, StoreError> {
-        sqlx::query("DELETE FROM mfa_sign_ins WHERE id = $1 RETURNING sign_in")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .map(|r| from_json(&r, "sign_in"))
-            .transpose()
+        self.json_row(
+            "DELETE FROM mfa_sign_ins WHERE id = $1 RETURNING sign_in",
+            id,
+            "sign_in",
+        )
+        .await
     }
 
     async fn sign_in_attempt(&self, id: &str, max: u32) -> Result<Option<u32>, StoreError> {
