@@ -161,6 +161,15 @@ async fn enrol(srv: &Srv, client: &TestClient, username: &str) -> (Totp, Vec<Str
     (totp, codes)
 }
 
+/// A confidential client and a new user who enrolled an authenticator through it: the
+/// client, the username, the authenticator and the recovery codes.
+async fn enrolled_user(srv: &Srv) -> (TestClient, String, Totp, Vec<String>) {
+    let client = srv.confidential().await;
+    let username = srv.user().await;
+    let (totp, codes) = enrol(srv, &client, &username).await;
+    (client, username, totp, codes)
+}
+
 async fn enrolment_then_totp_sign_in_with_replay_and_window_checks(srv: Srv) {
     let client = srv.confidential().await;
     let username = srv.user().await;
@@ -257,9 +266,7 @@ on_both_stores_with!(
 );
 
 async fn recovery_codes_work_once(srv: Srv) {
-    let client = srv.confidential().await;
-    let username = srv.user().await;
-    let (_, codes) = enrol(&srv, &client, &username).await;
+    let (client, username, _, codes) = enrolled_user(&srv).await;
     let (flow, page) = Flow::password(&srv, &client, &username).await;
     // Typed in upper case with spaces: still the code.
     let typed = codes[4].to_uppercase().replace('-', " ");
@@ -332,9 +339,7 @@ on_both_stores_with!(
 );
 
 async fn five_wrong_codes_end_the_parked_sign_in(srv: Srv) {
-    let client = srv.confidential().await;
-    let username = srv.user().await;
-    let (totp, codes) = enrol(&srv, &client, &username).await;
+    let (client, username, totp, codes) = enrolled_user(&srv).await;
     let (flow, page) = Flow::password(&srv, &client, &username).await;
     let wrong = wrong_code(&totp);
     for attempt in 1..=4 {
@@ -360,9 +365,7 @@ on_both_stores_with!(
 /// Codes sent in parallel on one parked sign-in are charged before they are checked: no more
 /// than five are ever looked at, however many arrive at once.
 async fn parallel_codes_cannot_exceed_the_limit(srv: Srv) {
-    let client = srv.confidential().await;
-    let username = srv.user().await;
-    let (totp, _) = enrol(&srv, &client, &username).await;
+    let (client, username, totp, _) = enrolled_user(&srv).await;
     let (flow, page) = Flow::password(&srv, &client, &username).await;
     let wrong = wrong_code(&totp);
     let checked_before = srv.counter("mfa_failure_total").await;
@@ -394,9 +397,7 @@ on_both_stores_with!(
 );
 
 async fn ten_wrong_codes_across_sign_ins_make_the_user_wait(srv: Srv) {
-    let client = srv.confidential().await;
-    let username = srv.user().await;
-    let (totp, codes) = enrol(&srv, &client, &username).await;
+    let (client, username, totp, codes) = enrolled_user(&srv).await;
     let wrong = wrong_code(&totp);
     for sign_in in 0..2 {
         let (flow, page) = Flow::password(&srv, &client, &username).await;
@@ -432,9 +433,7 @@ on_both_stores_with!(
 );
 
 async fn admin_reset_makes_the_user_enrol_again(srv: Srv) {
-    let client = srv.confidential().await;
-    let username = srv.user().await;
-    enrol(&srv, &client, &username).await;
+    let (client, username, _, _) = enrolled_user(&srv).await;
     let get = |srv: Srv, username: String| async move {
         let resp = srv
             .http
