@@ -86,6 +86,34 @@ fn verdict(
 }
 
 fn missing_message(what: &str, check: &SecretCheck) -> Option<String> {
+    secret_missing_message(
+        &format!("{what} Secret"),
+        &format!("{what}.urlSecretRef.key"),
+        &format!("the {what} URL"),
+        check,
+    )
+}
+
+/// The message of the first upstream whose client secret is missing.
+fn upstream_missing_message(checks: &[(String, SecretCheck)]) -> Option<String> {
+    checks.iter().find_map(|(upstream, check)| {
+        secret_missing_message(
+            &format!("upstream {upstream}: client-secret Secret"),
+            "upstreams[].clientSecretRef.key",
+            "the client secret",
+            check,
+        )
+    })
+}
+
+/// What to do about a missing Secret (`secret` names it) or key (`key_field` names the field
+/// choosing it; `content` is what belongs under the key).
+fn secret_missing_message(
+    secret: &str,
+    key_field: &str,
+    content: &str,
+    check: &SecretCheck,
+) -> Option<String> {
     match check {
         SecretCheck::Present => None,
         SecretCheck::Missing {
@@ -94,28 +122,11 @@ fn missing_message(what: &str, check: &SecretCheck) -> Option<String> {
             key,
             secret_exists,
         } => Some(if *secret_exists {
-            format!("{what} Secret {namespace}/{name} has no key \"{key}\"; add the key or change {what}.urlSecretRef.key")
+            format!("{secret} {namespace}/{name} has no key \"{key}\"; add the key or change {key_field}")
         } else {
-            format!("{what} Secret {namespace}/{name} does not exist; create it with the {what} URL under key \"{key}\"")
+            format!("{secret} {namespace}/{name} does not exist; create it with {content} under key \"{key}\"")
         }),
     }
-}
-
-/// The message of the first upstream whose client secret is missing.
-fn upstream_missing_message(checks: &[(String, SecretCheck)]) -> Option<String> {
-    checks.iter().find_map(|(upstream, check)| match check {
-        SecretCheck::Present => None,
-        SecretCheck::Missing {
-            namespace,
-            name,
-            key,
-            secret_exists,
-        } => Some(if *secret_exists {
-            format!("upstream {upstream}: client-secret Secret {namespace}/{name} has no key \"{key}\"; add the key or change upstreams[].clientSecretRef.key")
-        } else {
-            format!("upstream {upstream}: client-secret Secret {namespace}/{name} does not exist; create it with the client secret under key \"{key}\"")
-        }),
-    })
 }
 
 /// Decides the Ready, Progressing, Degraded and KeysReady conditions.
@@ -280,6 +291,29 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_secret_messages_say_what_to_create_or_change() {
+        let missing = |secret_exists| SecretCheck::Missing {
+            namespace: "ns".into(),
+            name: "pg".into(),
+            key: "uri".into(),
+            secret_exists,
+        };
+        assert_eq!(
+            missing_message("database", &missing(false)).unwrap(),
+            "database Secret ns/pg does not exist; create it with the database URL under key \"uri\""
+        );
+        assert_eq!(
+            missing_message("database", &missing(true)).unwrap(),
+            "database Secret ns/pg has no key \"uri\"; add the key or change database.urlSecretRef.key"
+        );
+        assert_eq!(
+            upstream_missing_message(&[("corp".into(), missing(true))]).unwrap(),
+            "upstream corp: client-secret Secret ns/pg has no key \"uri\"; add the key or change upstreams[].clientSecretRef.key"
+        );
+        assert_eq!(missing_message("redis", &SecretCheck::Present), None);
+    }
 
     fn healthy() -> Observed {
         Observed {
