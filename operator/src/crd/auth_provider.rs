@@ -272,33 +272,7 @@ pub struct Mfa {
     /// sign-in. Enrolment shows a QR code and ten single-use recovery codes. Tightening the
     /// policy also ends single sign-on for sessions that did not use a second factor.
     #[serde(default)]
-    pub totp: TotpPolicy,
-}
-
-/// When the TOTP second factor is asked for.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
-pub enum TotpPolicy {
-    /// No TOTP step, even for users who enrolled an authenticator.
-    Disabled,
-    /// Users who enrolled, and users marked `mfaRequired`, use TOTP.
-    #[default]
-    Optional,
-    /// Every user uses TOTP; users without an authenticator enrol at their next sign-in.
-    Required,
-}
-
-impl TotpPolicy {
-    /// The policy as the auth-server reads it.
-    pub fn to_contract(self) -> palisade_wire::contract::TotpPolicy {
-        use palisade_wire::contract::TotpPolicy as C;
-        match self {
-            TotpPolicy::Disabled => C::Disabled,
-            TotpPolicy::Optional => C::Optional,
-            TotpPolicy::Required => C::Required,
-        }
-    }
+    pub totp: palisade_wire::contract::TotpPolicy,
 }
 
 /// HorizontalPodAutoscaler settings.

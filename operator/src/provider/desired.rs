@@ -117,7 +117,7 @@ pub fn pod_input(spec: &AuthProviderSpec, default_image: &str) -> PodInput {
         tolerations: spec.tolerations.clone(),
         affinity: spec.affinity.clone(),
         log_level: spec.log_level.map(|l| l.as_str().to_string()),
-        totp_policy: spec.mfa.totp.to_contract(),
+        totp_policy: spec.mfa.totp,
         upstreams: spec.upstreams.iter().map(upstream_input).collect(),
     }
 }
