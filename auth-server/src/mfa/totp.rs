@@ -34,12 +34,7 @@ pub fn issuer_label(issuer: &str) -> String {
 /// The authenticator of `secret` for `account` (the username) at `issuer_label`. A `:`,
 /// which otpauth labels cannot carry, becomes `_` in the displayed names only.
 pub fn authenticator(secret: &[u8], issuer_label: &str, account: &str) -> Result<Totp, TotpError> {
-    Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_digits(DIGITS)
-        .with_skew(SKEW_STEPS)
-        .with_step_duration(STEP_SECS)
-        .with_secret(secret.to_vec())
+    builder(secret)
         .with_issuer(Some(issuer_label.replace(':', "_")))
         .with_account_name(account.replace(':', "_"))
         .build()
@@ -47,13 +42,17 @@ pub fn authenticator(secret: &[u8], issuer_label: &str, account: &str) -> Result
 
 /// The code generator of `secret`, for checking codes (no labels: they only matter in URIs).
 pub fn generator(secret: &[u8]) -> Result<Totp, TotpError> {
+    builder(secret).build()
+}
+
+/// What every authenticator app uses (HMAC-SHA-1, 6 digits, 30 s steps, ±1 step) for `secret`.
+fn builder(secret: &[u8]) -> Builder {
     Builder::new()
         .with_algorithm(Algorithm::SHA1)
         .with_digits(DIGITS)
         .with_skew(SKEW_STEPS)
         .with_step_duration(STEP_SECS)
         .with_secret(secret.to_vec())
-        .build()
 }
 
 /// Whether `code` has the shape of a TOTP code (six digits, spaces ignored) rather than a
