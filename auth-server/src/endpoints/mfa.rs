@@ -307,26 +307,28 @@ async fn charge_sign_in(state: &AppState, s: &Submission) -> Result<u32, Respons
 async fn charge_user(
     state: &AppState,
     sub: &str,
+    read: &TotpEnrolment,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
-    // Compare and swap on the attempt count; a lost race re-reads and judges again.
+    // Compare and swap on the attempt count, starting from the enrolment the caller read; a
+    // lost race re-reads and judges again.
+    let mut seen = Some((read.failures, read.last_failure_at));
     for _ in 0..16 {
-        let Some(e) = state.store.totp(sub).await? else {
+        let Some((failures, last_failure_at)) = seen else {
             // Reset meanwhile: nothing to charge, and the code cannot match.
             return Ok(None);
         };
-        if let Some(until) =
-            policy::backoff_until(e.failures, e.last_failure_at).filter(|u| *u > now)
-        {
+        if let Some(until) = policy::backoff_until(failures, last_failure_at).filter(|u| *u > now) {
             return Ok(Some(until));
         }
-        if state
-            .store
-            .charge_totp_attempt(sub, e.failures, now)
-            .await?
-        {
+        if state.store.charge_totp_attempt(sub, failures, now).await? {
             return Ok(None);
         }
+        seen = state
+            .store
+            .totp(sub)
+            .await?
+            .map(|e| (e.failures, e.last_failure_at));
     }
     // Sixteen attempts raced this one: treat the account as busy for a moment.
     Ok(Some(now + chrono::Duration::seconds(1)))
@@ -440,7 +442,7 @@ pub async fn totp_post(
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
         Err(_) => return unavailable(),
     };
-    let backing_off = match charge_user(&state, &sub, now).await {
+    let backing_off = match charge_user(&state, &sub, &enrolment, now).await {
         Ok(b) => b,
         Err(_) => return unavailable(),
     };
