@@ -525,10 +525,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
 }
 
 fn unavailable() -> Response {
-    let mut resp = html::error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The sign-in service is temporarily unavailable. Please try again in a moment.",
-    );
+    let mut resp = html::unavailable_page();
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     resp

@@ -45,6 +45,15 @@ ul.codes{columns:2;padding-left:1.25rem;margin:.5rem 0}\
 .upstreams button{margin-top:.75rem;background:#fff;color:#111827;border:1px solid #d1d5db}\
 .upstreams button:hover{background:#f9fafb}";
 
+/// The message of a storage outage on a sign-in page.
+pub const UNAVAILABLE: &str =
+    "The sign-in service is temporarily unavailable. Please try again in a moment.";
+
+/// The 503 page of a storage outage.
+pub fn unavailable_page() -> Response {
+    error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+}
+
 /// A complete page: `title` (escaped) and `body` (already HTML).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(

@@ -12,13 +12,13 @@ use crate::cookies::CSRF_COOKIE;
 use crate::mfa::policy::NextStep;
 use crate::sessions;
 use crate::state::AppState;
-use crate::store::PendingAuthorization;
+use crate::store::{AuthorizationRequest, PendingAuthorization, StoreError, User};
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Form;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use palisade_wire::registration::random_token;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -44,19 +44,13 @@ pub fn csrf_matches(cookie: Option<&str>, form: Option<&str>) -> bool {
 
 /// The page of an unknown or expired parked request.
 pub const EXPIRED: &str = "This sign-in request is unknown or has expired.";
-/// The page of a storage outage.
-pub const UNAVAILABLE: &str =
-    "The sign-in service is temporarily unavailable. Please try again in a moment.";
 
 /// The parked request `id`, if it is still open; otherwise the error page to show.
 pub async fn live_pending(state: &AppState, id: &str) -> Result<PendingAuthorization, Response> {
     match state.store.pending(id).await {
         Ok(Some(p)) if p.expires_at > Utc::now() => Ok(p),
         Ok(_) => Err(html::error_page(StatusCode::BAD_REQUEST, EXPIRED)),
-        Err(_) => Err(html::error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            UNAVAILABLE,
-        )),
+        Err(_) => Err(html::unavailable_page()),
     }
 }
 
@@ -209,7 +203,7 @@ pub async fn login_post(
     };
     let user = match state.store.user(username).await {
         Ok(u) => u,
-        Err(_) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
+        Err(_) => return html::unavailable_page(),
     };
     // Always one argon2 verification (a dummy one for unknown users), off the async threads.
     let verified = crate::passwords::verify_blocking(
@@ -251,18 +245,13 @@ pub async fn login_post(
     };
     let next = match super::mfa::next_step(&state, &user, field("enrol_totp") == "1").await {
         Ok(n) => n,
-        Err(_) => {
-            return html::error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The sign-in service is temporarily unavailable. Please try again in a moment.",
-            )
-        }
+        Err(_) => return html::unavailable_page(),
     };
     // Only one submission completes a request (a double click, or a replay, gets the page).
     let pending = match state.store.take_pending(request_id).await {
         Ok(Some(p)) => p,
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
+        Err(_) => return html::unavailable_page(),
     };
     let now = Utc::now();
     if next != NextStep::Done {
@@ -270,29 +259,40 @@ pub async fn login_post(
         let csrf = cookie.unwrap_or_default();
         return super::mfa::begin(&state, pending, &user, next, &csrf, now).await;
     }
-    let (session, set_session) = match sessions::start(
-        &state,
-        &user,
-        vec![crate::auth_methods::PASSWORD.into()],
-        now,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(_) => return html::error_page(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE),
-    };
-    state.metrics.login_success.inc();
+    let amr = vec![crate::auth_methods::PASSWORD.to_string()];
+    let record = AuditRecord::new(AuditEvent::Login, Outcome::Success, now).detail(amr.join(" "));
+    match signed_in(&state, pending.request, &user, amr, record, now).await {
+        Ok(resp) => {
+            state.metrics.login_success.inc();
+            resp
+        }
+        Err(_) => html::unavailable_page(),
+    }
+}
+
+/// The end of every sign-in (password, second factor, upstream): starts a session for `user`,
+/// who authenticated by the methods `amr`, audits `record` (its event, outcome and detail;
+/// who and which client are filled in here) and finishes `request` with a code: the redirect
+/// to the client, with the session cookie.
+pub async fn signed_in(
+    state: &AppState,
+    request: AuthorizationRequest,
+    user: &User,
+    amr: Vec<String>,
+    record: AuditRecord,
+    now: DateTime<Utc>,
+) -> Result<Response, StoreError> {
+    let (session, set_session) = sessions::start(state, user, amr, now).await?;
     state.audit.record(
-        AuditRecord::new(AuditEvent::Login, Outcome::Success, now)
+        record
             .subject(&user.sub)
             .username(&user.username)
-            .client(&pending.request.client_id)
-            .detail(crate::auth_methods::PASSWORD),
+            .client(&request.client_id),
     );
-    tracing::info!(client_id = %pending.request.client_id, sid = %session.sid, "signed in");
-    let mut resp = issue_code(&state, pending.request, &session, now).await;
+    tracing::info!(client_id = %request.client_id, sid = %session.sid, amr = ?session.amr, "signed in");
+    let mut resp = issue_code(state, request, &session, now).await;
     set_cookie(&mut resp, &set_session);
-    resp
+    Ok(resp)
 }
 
 /// Appends a `Set-Cookie` header.

@@ -8,15 +8,13 @@
 //! cookie must also be the one the sign-in was parked with. Five wrong codes end a parked
 //! sign-in; the `mfa` rate limit bounds attempts per client address.
 
-use super::authorize::issue_code;
 use super::html::{self, EnrolForm, RecoveryCodesForm, TotpForm};
-use super::login::{csrf_matches, set_cookie};
+use super::login::{csrf_matches, set_cookie, signed_in};
 use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::auth_methods::{MULTI_FACTOR, ONE_TIME_PASSWORD, PASSWORD, RECOVERY_CODE};
 use crate::cookies::CSRF_COOKIE;
 use crate::mfa::policy::{self, NextStep};
 use crate::mfa::{recovery, totp};
-use crate::sessions;
 use crate::state::AppState;
 use crate::store::{
     secret_hash, AuthorizationRequest, ParkedSignIn, PendingAuthorization, Session, SignInStep,
@@ -45,13 +43,6 @@ const WRONG_CODE: &str = "That code is not valid. Check your authenticator app a
 const TOO_MANY: &str = "Too many incorrect codes. Go back to the application and sign in again.";
 const BACKING_OFF: &str =
     "Too many incorrect codes for this account. Wait a few minutes, then try again.";
-
-fn unavailable() -> Response {
-    html::error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The sign-in service is temporarily unavailable. Please try again in a moment.",
-    )
-}
 
 fn path(state: &AppState, tail: &str) -> String {
     format!("{}/login/totp{tail}", crate::url_path(&state.config.issuer))
@@ -110,7 +101,7 @@ pub async fn begin(
     };
     let id = random_token(32);
     if state.store.put_sign_in(&id, &parked).await.is_err() {
-        return unavailable();
+        return html::unavailable_page();
     }
     tracing::info!(sub = %parked.sub, client_id = %parked.request.client_id,
         enrol = matches!(parked.step, SignInStep::Enrol { .. }), "mfa: password verified, second factor asked");
@@ -170,14 +161,14 @@ fn step_page(
         ),
         SignInStep::Enrol { secret_sealed } => {
             let Some(secret) = state.totp_secrets.open(secret_sealed, &parked.sub) else {
-                return unavailable();
+                return html::unavailable_page();
             };
             let label = totp::issuer_label(&state.config.issuer);
             let Ok(auth) = totp::authenticator(&secret, &label, &parked.username) else {
-                return unavailable();
+                return html::unavailable_page();
             };
             let Ok(uri) = auth.to_url() else {
-                return unavailable();
+                return html::unavailable_page();
             };
             // Groups of four for typing by hand (apps ignore the spaces).
             let secret_base32 = auth
@@ -265,7 +256,7 @@ async fn submission(
     let parked = match state.store.sign_in(&id).await {
         Ok(Some(p)) if p.expires_at > now => p,
         Ok(_) => return Err(html::error_page(StatusCode::BAD_REQUEST, EXPIRED)),
-        Err(_) => return Err(unavailable()),
+        Err(_) => return Err(html::unavailable_page()),
     };
     let presented = secret_hash(&csrf);
     if !bool::from(presented.as_bytes().ct_eq(parked.csrf_hash.as_bytes())) {
@@ -297,7 +288,7 @@ async fn charge_sign_in(state: &AppState, s: &Submission) -> Result<u32, Respons
     match state.store.sign_in_attempt(&s.id, MAX_WRONG_CODES).await {
         Ok(Some(n)) => Ok(n),
         Ok(None) => Err(end_sign_in(state, s).await),
-        Err(_) => Err(unavailable()),
+        Err(_) => Err(html::unavailable_page()),
     }
 }
 
@@ -339,7 +330,7 @@ async fn end_sign_in(state: &AppState, s: &Submission) -> Response {
     match state.store.take_sign_in(&s.id).await {
         Ok(Some(_)) => {}
         Ok(None) => return html::error_page(StatusCode::FORBIDDEN, TOO_MANY),
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     }
     tracing::info!(sub = %s.parked.sub, "mfa: sign-in ended after too many wrong codes");
     audit(
@@ -382,24 +373,16 @@ async fn finish(
     let user = match state.store.user_by_sub(sub).await {
         Ok(Some(u)) if !u.disabled => u,
         Ok(_) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     };
-    let (session, set_session) = match sessions::start(state, &user, amr, now).await {
-        Ok(s) => s,
-        Err(_) => return unavailable(),
-    };
-    state.metrics.login_success.inc();
-    state.audit.record(
-        AuditRecord::new(AuditEvent::Login, Outcome::Success, now)
-            .subject(&user.sub)
-            .username(&user.username)
-            .client(&request.client_id)
-            .detail(session.amr.join(" ")),
-    );
-    tracing::info!(client_id = %request.client_id, sid = %session.sid, amr = ?session.amr, "signed in");
-    let mut resp = issue_code(state, request, &session, now).await;
-    set_cookie(&mut resp, &set_session);
-    resp
+    let record = AuditRecord::new(AuditEvent::Login, Outcome::Success, now).detail(amr.join(" "));
+    match signed_in(state, request, &user, amr, record, now).await {
+        Ok(resp) => {
+            state.metrics.login_success.inc();
+            resp
+        }
+        Err(_) => html::unavailable_page(),
+    }
 }
 
 fn methods(m: &[&str]) -> Vec<String> {
@@ -440,11 +423,11 @@ pub async fn totp_post(
         Ok(Some(e)) => e,
         // Reset by an administrator while parked.
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     };
     let backing_off = match charge_user(&state, &sub, &enrolment, now).await {
         Ok(b) => b,
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     };
     if let Some(until) = backing_off {
         tracing::info!(sub = %sub, failures = enrolment.failures, "mfa: code refused, user backing off");
@@ -476,10 +459,10 @@ pub async fn totp_post(
     let amr = if totp::looks_like_totp(&s.code) {
         let Some(secret) = state.totp_secrets.open(&enrolment.secret_sealed, &sub) else {
             tracing::warn!(sub = %sub, "mfa: stored TOTP secret does not open (key changed?)");
-            return unavailable();
+            return html::unavailable_page();
         };
         let Ok(auth) = totp::generator(&secret) else {
-            return unavailable();
+            return html::unavailable_page();
         };
         let Some(step) = totp::matched_step(&auth, &s.code, now.timestamp().max(0) as u64) else {
             return wrong_code(&state, &s, "wrong totp code", attempt).await;
@@ -487,7 +470,7 @@ pub async fn totp_post(
         match state.store.accept_totp_step(&sub, step).await {
             Ok(true) => methods(&[PASSWORD, ONE_TIME_PASSWORD, MULTI_FACTOR]),
             Ok(false) => return wrong_code(&state, &s, "totp code already used", attempt).await,
-            Err(_) => return unavailable(),
+            Err(_) => return html::unavailable_page(),
         }
     } else {
         match state
@@ -500,13 +483,13 @@ pub async fn totp_post(
                 methods(&[PASSWORD, MULTI_FACTOR, RECOVERY_CODE])
             }
             Ok(false) => return wrong_code(&state, &s, "wrong recovery code", attempt).await,
-            Err(_) => return unavailable(),
+            Err(_) => return html::unavailable_page(),
         }
     };
     let parked = match state.store.take_sign_in(&s.id).await {
         Ok(Some(p)) => p,
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     };
     state.metrics.mfa_success.inc();
     let recovery_code = amr.iter().any(|m| m == RECOVERY_CODE);
@@ -554,10 +537,10 @@ pub async fn enrol_post(
     };
     let sub = s.parked.sub.clone();
     let Some(secret) = state.totp_secrets.open(secret_sealed, &sub) else {
-        return unavailable();
+        return html::unavailable_page();
     };
     let Ok(auth) = totp::generator(&secret) else {
-        return unavailable();
+        return html::unavailable_page();
     };
     let attempt = match charge_sign_in(&state, &s).await {
         Ok(n) => n,
@@ -569,7 +552,7 @@ pub async fn enrol_post(
     let parked = match state.store.take_sign_in(&s.id).await {
         Ok(Some(p)) => p,
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     };
     let codes = recovery::generate();
     let enrolment = TotpEnrolment {
@@ -589,7 +572,7 @@ pub async fn enrol_post(
                 "An authenticator was already set up for this account. Go back to the application and sign in again.",
             )
         }
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     }
     state.metrics.mfa_enrolled.inc();
     state.metrics.mfa_success.inc();
@@ -609,7 +592,7 @@ pub async fn enrol_post(
     };
     let id = random_token(32);
     if state.store.put_sign_in(&id, &verified).await.is_err() {
-        return unavailable();
+        return html::unavailable_page();
     }
     let page = html::recovery_codes_page(&RecoveryCodesForm {
         action: &path(&state, "/continue"),
@@ -650,7 +633,7 @@ pub async fn continue_post(
     let parked = match state.store.take_sign_in(&s.id).await {
         Ok(Some(p)) => p,
         Ok(None) => return html::error_page(StatusCode::BAD_REQUEST, EXPIRED),
-        Err(_) => return unavailable(),
+        Err(_) => return html::unavailable_page(),
     };
     let SignInStep::Verified { amr } = parked.step else {
         return html::error_page(StatusCode::BAD_REQUEST, EXPIRED);

@@ -9,16 +9,14 @@
 //! parked authorization exactly as a password sign-in does. Every failure shows one generic
 //! page and logs a structured reason, never a token, code or secret.
 
-use super::authorize::issue_code;
 use super::html;
-use super::login::{csrf_matches, live_pending, set_cookie};
+use super::login::{csrf_matches, live_pending, set_cookie, signed_in};
 use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::cookies::{CSRF_COOKIE, UPSTREAM_COOKIE};
 use crate::federation::linking::{self, Link};
 use crate::federation::upstream::Upstream;
 use crate::federation::FederationError;
 use crate::metrics::FederatedLoginLabels;
-use crate::sessions;
 use crate::state::AppState;
 use crate::store::{secret_hash, UpstreamLogin, User};
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -332,20 +330,19 @@ async fn finish(
         Err(e) => return Err((e.into(), None)),
     };
     let now = Utc::now();
-    let (session, set_session) = sessions::start(state, &user, vec![AMR_FEDERATED.into()], now)
-        .await
-        .map_err(|e| (e.into(), None))?;
+    let record =
+        AuditRecord::new(AuditEvent::FederatedLogin, Outcome::Success, now).detail(upstream.name());
+    let resp = signed_in(
+        state,
+        pending.request,
+        &user,
+        vec![AMR_FEDERATED.into()],
+        record,
+        now,
+    )
+    .await
+    .map_err(|e| (e.into(), None))?;
     count(state, upstream.name(), "success");
-    state.audit.record(
-        AuditRecord::new(AuditEvent::FederatedLogin, Outcome::Success, now)
-            .subject(&user.sub)
-            .username(&user.username)
-            .client(&pending.request.client_id)
-            .detail(upstream.name()),
-    );
-    tracing::info!(upstream = %upstream.name(), client_id = %pending.request.client_id, sid = %session.sid, "signed in through an upstream");
-    let mut resp = issue_code(state, pending.request, &session, now).await;
-    set_cookie(&mut resp, &set_session);
     Ok(resp)
 }
 
