@@ -222,7 +222,7 @@ pub struct UpstreamCallback {
         (status = 303, description = "Signed in: a session cookie is set and the browser goes to the client with a code (or an error)",
          headers(("Location" = String, description = "The client's redirect URI"))),
         (status = 400, description = "The sign-in-failed page: the upstream returned an error, or the state is missing, unknown, used or from another browser", content_type = "text/html", body = String),
-        (status = 403, description = "The sign-in-failed page: the local user is disabled", content_type = "text/html", body = String),
+        (status = 403, description = "The sign-in-failed page: the local user is disabled, or the name a new user would get belongs to a password user", content_type = "text/html", body = String),
         (status = 404, description = "An error page: no upstream has this name", content_type = "text/html", body = String),
         (status = 502, description = "The sign-in-failed page: the code exchange failed or the ID token is invalid", content_type = "text/html", body = String),
         (status = 503, description = "The sign-in-failed page: storage is unavailable", content_type = "text/html", body = String),
