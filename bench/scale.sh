@@ -5,6 +5,7 @@
 # per object, peak RSS and CPU, and the writes of a full resync with nothing changed).
 # Run it alone: it loads the shared cluster for several minutes. See bench/README.md.
 #   SCALE_PROVIDERS, SCALE_CLIENTS, SCALE_NAMESPACES, SCALE_REPLICAS, SCALE_OPERATOR_CONCURRENCY,
+#   SCALE_WATCH_NAMESPACES=1 (watch only the run's namespaces, not all),
 #   SCALE_KEEP=1 (leave the objects), SCALE_OUT=<file> (also write the report there)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -110,10 +110,15 @@ impl SecretWatch {
             .map(|p| {
                 let text = std::fs::read_to_string(p)
                     .unwrap_or_else(|e| panic!("log {} unreadable: {e}", p.display()));
-                assert!(!text.is_empty(), "log {} is empty", p.display());
                 (p.display().to_string(), text)
             })
             .collect();
+        // Some log must hold something, or the scan proves nothing; not each, since a process
+        // killed as it starts (the crash test's kills after 0 ms) leaves an empty log.
+        assert!(
+            logs.is_empty() || sources.iter().any(|(_, text)| !text.is_empty()),
+            "every log is empty: {logs:?}"
+        );
         sources.push((
             format!("objects in namespace {ns} ({SCANNED_KINDS})"),
             crate::kubectl_ok(&["get", SCANNED_KINDS, "-n", ns, "-o", "json"]),

@@ -103,8 +103,31 @@ impl Applier {
         namespace: &str,
         name: &str,
     ) -> Result<Option<Arc<K>>, kube::Error> {
+        self.read(namespace, name, false).await
+    }
+
+    /// Like [`Applier::get`], but a filled cache's "absent" is taken as it is (a GET only when
+    /// no cache covers the kind and namespace). For reads that an object seen late cannot
+    /// harm, because its watch event wakes the next reconcile: an apply without a copy to
+    /// compare is sent anyway (and is idempotent), a delete finds the object next time, and a
+    /// referenced Secret reported missing is found present next time.
+    pub async fn peek<K: Owned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<K>>, kube::Error> {
+        self.read(namespace, name, true).await
+    }
+
+    async fn read<K: Owned>(
+        &self,
+        namespace: &str,
+        name: &str,
+        cached_absence: bool,
+    ) -> Result<Option<Arc<K>>, kube::Error> {
         match self.cache.get::<K>(namespace, name) {
             Cached::Present(obj) => Ok(Some(obj)),
+            Cached::Absent if cached_absence => Ok(None),
             Cached::Absent | Cached::Unknown => {
                 Ok(self.api::<K>(namespace).get_opt(name).await?.map(Arc::new))
             }
@@ -129,12 +152,13 @@ impl Applier {
     }
 
     /// Server-side applies `desired` unless the live object was applied from identical content.
-    /// Returns whether a write was made.
-    pub async fn apply<K>(&self, namespace: &str, desired: K) -> Result<bool, kube::Error>
+    /// Returns the object as the API server returned it when a write was made, `None` when none
+    /// was needed.
+    pub async fn apply<K>(&self, namespace: &str, desired: K) -> Result<Option<K>, kube::Error>
     where
         K: Owned,
     {
-        let existing = self.get::<K>(namespace, &desired.name_any()).await?;
+        let existing = self.peek::<K>(namespace, &desired.name_any()).await?;
         self.apply_over(namespace, desired, existing.as_deref())
             .await
     }
@@ -146,7 +170,7 @@ impl Applier {
         namespace: &str,
         mut desired: K,
         live: Option<&K>,
-    ) -> Result<bool, kube::Error>
+    ) -> Result<Option<K>, kube::Error>
     where
         K: Owned,
     {
@@ -154,34 +178,32 @@ impl Applier {
         let name = desired.name_any();
         let hash = stamp(&mut desired);
         if !needs_apply(live, &hash) {
-            return Ok(false);
+            return Ok(None);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&name, &params, &Patch::Apply(&desired)).await?;
+        let applied = api.patch(&name, &params, &Patch::Apply(&desired)).await?;
         self.metrics.count_write(K::kind(&()).as_ref(), "apply");
-        Ok(true)
+        Ok(Some(applied))
     }
 
-    /// Creates `obj` if no object of that name exists; never overwrites. Returns the live object
-    /// and whether it was created. Used for generated secrets that must never be regenerated.
-    pub async fn create_if_absent<K>(
-        &self,
-        namespace: &str,
-        obj: K,
-    ) -> Result<(K, bool), kube::Error>
+    /// Creates `obj` if no object of that name exists; never overwrites. Returns whether it
+    /// created it. Used for generated secrets that must never be regenerated; a caller that
+    /// needs the content of an existing one reads it from the API server (cached copies are
+    /// trimmed, see `trim`).
+    pub async fn create_if_absent<K>(&self, namespace: &str, obj: K) -> Result<bool, kube::Error>
     where
         K: Owned,
     {
         let api: Api<K> = self.api(namespace);
         let name = obj.name_any();
-        if let Some(existing) = self.get::<K>(namespace, &name).await? {
-            return Ok((existing.as_ref().clone(), false));
+        if self.get::<K>(namespace, &name).await?.is_some() {
+            return Ok(false);
         }
         self.metrics.count_write(K::kind(&()).as_ref(), "create");
         match api.create(&PostParams::default(), &obj).await {
-            Ok(created) => Ok((created, true)),
-            // Another writer (a previous leader) won the race: use what it created.
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok((api.get(&name).await?, false)),
+            Ok(_) => Ok(true),
+            // Another writer (a previous leader) won the race: keep what it created.
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -210,7 +232,7 @@ impl Applier {
         K: Owned,
     {
         let api: Api<K> = self.api(namespace);
-        let Some(existing) = self.get::<K>(namespace, name).await? else {
+        let Some(existing) = self.peek::<K>(namespace, name).await? else {
             return Ok(false);
         };
         if !existing

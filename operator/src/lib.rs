@@ -15,3 +15,4 @@ pub mod provider;
 pub mod render;
 pub mod rollout;
 pub mod telemetry;
+pub mod trim;

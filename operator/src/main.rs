@@ -101,15 +101,16 @@ async fn main() -> anyhow::Result<()> {
     metrics.leader.set(1);
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
 
+    let scopes = watch_scopes(args.watch_namespace);
     let config = Config {
         auth_server_image: args.auth_server_image,
         operator_namespace: args.operator_namespace,
         metrics_namespace: args.metrics_namespace,
         admin_endpoint_override: args.admin_endpoint_override,
         client_resync: std::time::Duration::from_secs(args.client_resync_seconds),
+        streaming_lists: controller::supports_streaming_lists(&client, &scopes[0]).await,
     };
     let ctx = Arc::new(Context::new(client, metrics, config, Some(identity)));
-    let scopes = watch_scopes(args.watch_namespace);
     let controllers = futures::future::join_all(scopes.into_iter().map(|scope| {
         let ctx = ctx.clone();
         async move {

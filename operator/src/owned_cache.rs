@@ -6,6 +6,10 @@
 //! a stale copy costs at most one redundant (idempotent) server-side apply, and a missing copy
 //! makes the caller ask the API server, which stays the authority for anything that must never
 //! be repeated (generated secrets are created only after a GET confirms they are absent).
+//!
+//! Cached copies are trimmed to what is read from them (see `trim`). The cache of Secrets also
+//! holds the Secrets users name in their AuthProviders, as outlines: the operator needs to know
+//! that they exist and have the key named, never their values.
 
 use crate::apply::Owned;
 use futures::FutureExt;

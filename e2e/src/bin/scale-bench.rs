@@ -1,6 +1,7 @@
 //! Operator scale benchmark, run by `bench/scale.sh` against the local control plane (KWOK
 //! nodes): creates `SCALE_PROVIDERS` AuthProviders and `SCALE_CLIENTS` OAuthClients spread over
-//! `SCALE_NAMESPACES` namespaces, with one operator process watching them, and measures
+//! `SCALE_NAMESPACES` namespaces, with one operator process watching them (all namespaces, the
+//! chart's default; only the run's namespaces with `SCALE_WATCH_NAMESPACES=1`), and measures
 //!
 //! - the time until every one of them is Ready for its generation,
 //! - the API requests the operator made (by method) and its writes, per custom resource,
@@ -18,6 +19,8 @@ use axum::routing::any;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::reflector::{self, reflector};
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use palisade_e2e::{free_port, operator_made_objects, repo_root};
 use palisade_operator::crd::{AuthProvider, OAuthClient};
@@ -53,6 +56,12 @@ fn operator_binary() -> std::path::PathBuf {
         })
 }
 
+/// Whether the operator watches only the run's namespaces (one watch per kind and namespace)
+/// rather than all namespaces (one watch per kind).
+fn watch_namespaces() -> bool {
+    std::env::var("SCALE_WATCH_NAMESPACES").as_deref() == Ok("1")
+}
+
 /// The operator process under measurement.
 struct Measured {
     child: Child,
@@ -65,9 +74,10 @@ impl Measured {
         let file = std::fs::File::create(log).expect("log file");
         let concurrency = setting("SCALE_OPERATOR_CONCURRENCY", 0);
         let mut cmd = Command::new(operator_binary());
+        if watch_namespaces() {
+            cmd.args(["--watch-namespace", &namespaces.join(",")]);
+        }
         cmd.args([
-            "--watch-namespace",
-            &namespaces.join(","),
             "--operator-namespace",
             &namespaces[0],
             "--http-addr",
@@ -140,49 +150,52 @@ fn sum(text: &str, name: &str, filters: &[&str]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && filters.iter().all(|f| l.contains(f)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // Plus 0.0: an empty f64 sum is -0.0, printed "-0".
+        .sum::<f64>()
+        + 0.0
 }
 
-/// Counts of the custom resources that are Ready for their current generation.
-async fn ready_counts(client: &Client, prefix: &str) -> (usize, usize) {
-    let in_run = |ns: Option<String>| ns.is_some_and(|n| n.starts_with(prefix));
-    let providers = Api::<AuthProvider>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter(|ap| in_run(ap.namespace()))
-                .filter(|ap| {
-                    ap.status.as_ref().is_some_and(|s| {
-                        s.observed_generation == ap.metadata.generation
-                            && s.conditions
-                                .iter()
-                                .any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
-                })
-                .count()
+/// Watches every object of kind `K` (a store kept by a watch, so that following the run
+/// costs the API server only the watch events, not a LIST of thousands every poll).
+fn watched<K>(client: &Client) -> reflector::Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff();
+    tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+    reader
+}
+
+/// How many of the run's objects in `store` are Ready for their generation.
+fn ready_count<K: kube::Resource<DynamicType = ()> + Clone>(
+    store: &reflector::Store<K>,
+    prefix: &str,
+    ready: impl Fn(&K) -> Option<(Option<i64>, bool)>,
+) -> usize {
+    store
+        .state()
+        .iter()
+        .filter(|o| {
+            o.meta()
+                .namespace
+                .as_ref()
+                .is_some_and(|n| n.starts_with(prefix))
         })
-        .unwrap_or(0);
-    let clients = Api::<OAuthClient>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter(|oc| in_run(oc.namespace()))
-                .filter(|oc| {
-                    oc.status.as_ref().is_some_and(|s| {
-                        s.observed_generation == oc.metadata.generation
-                            && s.conditions
-                                .iter()
-                                .any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
-                })
-                .count()
+        .filter(|o| {
+            ready(o).is_some_and(|(observed, ready)| ready && observed == o.meta().generation)
         })
-        .unwrap_or(0);
-    (providers, clients)
+        .count()
 }
 
 /// Objects the operator made (labelled as managed by it) in the run's namespaces.
@@ -241,6 +254,43 @@ async fn main() -> anyhow::Result<()> {
     let replicas = setting("SCALE_REPLICAS", 1);
     let timeout = Duration::from_secs(setting("SCALE_TIMEOUT_SECONDS", 2400) as u64);
     let client = Client::try_default().await?;
+    if !watch_namespaces() {
+        // Watching all namespaces, the operator would also reconcile what other runs left
+        // (what is being deleted with its namespace is let go within seconds and does not
+        // count).
+        let terminating: Vec<String> = Api::<Namespace>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|n| n.metadata.deletion_timestamp.is_some())
+            .map(|n| n.name_any())
+            .collect();
+        let live = |meta: &kube::api::ObjectMeta| {
+            meta.deletion_timestamp.is_none()
+                && !terminating
+                    .iter()
+                    .any(|t| meta.namespace.as_ref() == Some(t))
+        };
+        let others = Api::<AuthProvider>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|o| live(&o.metadata))
+            .count()
+            + Api::<OAuthClient>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|o| live(&o.metadata))
+                .count();
+        anyhow::ensure!(
+            others == 0,
+            "the cluster already holds {others} AuthProviders and OAuthClients; delete them, or set SCALE_WATCH_NAMESPACES=1"
+        );
+    }
     let run = format!("scale-{:04x}", rand::random::<u16>());
     let namespaces: Vec<String> = (0..namespace_count).map(|i| format!("{run}-{i}")).collect();
     eprintln!("run {run}: {providers} AuthProviders, {clients} OAuthClients in {namespace_count} namespaces");
@@ -305,6 +355,10 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
+    let provider_store = watched::<AuthProvider>(&client);
+    let client_store = watched::<OAuthClient>(&client);
+    provider_store.wait_until_ready().await?;
+    client_store.wait_until_ready().await?;
     let start = Instant::now();
     create_all(&client, provider_objects).await?;
     create_all(&client, client_objects).await?;
@@ -312,7 +366,18 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("created the custom resources in {created:.1?}");
     let mut last_report = Instant::now();
     loop {
-        let (ready_providers, ready_clients) = ready_counts(&client, &run).await;
+        let ready_providers = ready_count(&provider_store, &run, |ap: &AuthProvider| {
+            let s = ap.status.as_ref()?;
+            Some((s.observed_generation, s.is_ready()))
+        });
+        let ready_clients = ready_count(&client_store, &run, |oc: &OAuthClient| {
+            let s = oc.status.as_ref()?;
+            let ready = s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            Some((s.observed_generation, ready))
+        });
         if ready_providers == providers && ready_clients == clients {
             break;
         }
@@ -357,6 +422,11 @@ async fn main() -> anyhow::Result<()> {
         &["kind=\"Event\""],
     );
     let reconciles = sum(&metrics, "palisade_operator_reconciles_total", &[]);
+    let provider_reconciles = sum(
+        &metrics,
+        "palisade_operator_reconciles_total",
+        &["authprovider"],
+    );
     let managed = managed_objects(&client, &namespaces).await;
     drop(operator);
 
@@ -428,7 +498,7 @@ async fn main() -> anyhow::Result<()> {
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
     println!();
-    println!("Machine: {cores} cores; local control plane (kube-apiserver, etcd, controller-manager, scheduler, KWOK) on the same machine. Operator release build, default concurrency unless SCALE_OPERATOR_CONCURRENCY is set ({}). AuthProvider replicas: {replicas}.", setting("SCALE_OPERATOR_CONCURRENCY", 0));
+    println!("Machine: {cores} cores; local control plane (kube-apiserver, etcd, controller-manager, scheduler, KWOK) on the same machine. Operator release build watching {}, default concurrency unless SCALE_OPERATOR_CONCURRENCY is set ({}). AuthProvider replicas: {replicas}.", if watch_namespaces() { "the run's namespaces (one watch per kind and namespace)" } else { "all namespaces" }, setting("SCALE_OPERATOR_CONCURRENCY", 0));
     println!();
     println!("| figure | value |");
     println!("|---|---|");
@@ -450,7 +520,10 @@ async fn main() -> anyhow::Result<()> {
         by_method.join(", ")
     );
     println!("| operator writes (without Events) | {writes} ({:.1} per custom resource); Events {events} |", writes / objects);
-    println!("| reconciles | {reconciles} |");
+    println!(
+        "| reconciles | {reconciles} (AuthProvider {provider_reconciles}, OAuthClient {}) |",
+        reconciles - provider_reconciles
+    );
     println!(
         "| admin API calls (registrations) | {} |",
         registrations.load(Ordering::Relaxed)

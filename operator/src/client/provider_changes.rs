@@ -1,8 +1,9 @@
 //! Which AuthProvider changes wake the provider's OAuthClients. A provider's status moves many
 //! times while its pods come up (replica counts, rollout state, key schedule); its clients only
 //! care when it appears, goes away, changes its spec (issuer, namespace policy), or becomes
-//! Ready or stops being Ready. Waking them on every status write would reconcile each client
-//! several times per provider change for nothing.
+//! Ready or stops being Ready (a new provider's first status, not Ready yet, is no change).
+//! Waking them on every status write would reconcile each client several times per provider
+//! change for nothing.
 
 use crate::crd::AuthProvider;
 use kube::ResourceExt;
@@ -11,12 +12,7 @@ use std::hash::{Hash, Hasher};
 
 /// What the clients depend on, reduced to a hash.
 pub fn fingerprint(ap: &AuthProvider) -> u64 {
-    let ready = ap.status.as_ref().and_then(|s| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .map(|c| c.status.clone())
-    });
+    let ready = ap.status.as_ref().is_some_and(|s| s.is_ready());
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     (
         ap.uid(),
@@ -80,8 +76,8 @@ mod tests {
             "the same provider listed again"
         );
         assert!(
-            filter.applied(&provider(1, Some("False"), 0)),
-            "Ready appears"
+            !filter.applied(&provider(1, Some("False"), 0)),
+            "a first status that is not Ready yet"
         );
         assert!(
             !filter.applied(&provider(1, Some("False"), 1)),
@@ -92,6 +88,11 @@ mod tests {
             "becomes Ready"
         );
         assert!(filter.applied(&provider(2, Some("True"), 2)), "spec change");
+        assert!(
+            filter.applied(&provider(2, Some("False"), 2)),
+            "stops being Ready"
+        );
+        assert!(filter.applied(&provider(2, Some("True"), 2)), "Ready again");
         let mut deleting = provider(2, Some("True"), 2);
         deleting.metadata.deletion_timestamp =
             Some(crate::provider::status::to_time(chrono::Utc::now()));

@@ -4,6 +4,7 @@
 
 use super::admin::{base_url, AdminError};
 use super::credentials::{self, Credentials};
+use super::events::transition_event;
 use super::policy::namespace_allowed;
 use crate::context::Context;
 use crate::crd::{AuthProvider, OAuthClient, OAuthClientStatus};
@@ -231,7 +232,13 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             .and_then(|s| s.data.as_ref())
             .is_some_and(|d| !d.contains_key(credentials::CLIENT_SECRET_KEY));
     if let Some(secret) = credentials::render(&client, &creds, &issuer, &discovery_url(&issuer)) {
-        if ctx.applier.apply_over(&ns, secret, live.as_ref()).await? && live.is_none() {
+        if ctx
+            .applier
+            .apply_over(&ns, secret, live.as_ref())
+            .await?
+            .is_some()
+            && live.is_none()
+        {
             ctx.event(
                 client.as_ref(),
                 EventType::Normal,
@@ -324,11 +331,8 @@ async fn finish(
             .conditions
             .iter()
             .find(|c| c.type_ == "Ready")
-            .map(|c| (c.status.clone(), c.reason.clone()));
-        let now = (
-            if verdict.ok { "True" } else { "False" }.to_string(),
-            verdict.reason.to_string(),
-        );
+            .map(|c| (c.status.as_str(), c.reason.as_str()));
+        let event = transition_event(was, &verdict);
         let api: Api<OAuthClient> =
             Api::namespaced(ctx.client.clone(), &client.namespace().unwrap_or_default());
         ctx.metrics.count_write("OAuthClient", "patch_status");
@@ -338,12 +342,7 @@ async fn finish(
             &Patch::Merge(&serde_json::json!({ "status": status })),
         )
         .await?;
-        if was.as_ref() != Some(&now) {
-            let type_ = if verdict.ok {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            };
+        if let Some(type_) = event {
             ctx.event(
                 client,
                 type_,

@@ -81,11 +81,12 @@ pub async fn ensure_keys(
             // First key set. A rotation request that predates the provider is already satisfied.
             let p = plan(&KeySet::default(), policy, now, false, &mut gen);
             let secret = with_handled(render_signing_keys_secret(owner, &p.keys), rotate_request);
-            let (created, was_created) = applier.create_if_absent(&owner.namespace, secret).await?;
+            let was_created = applier.create_if_absent(&owner.namespace, secret).await?;
             let keys = if was_created {
                 p.keys
             } else {
-                read(&created, &name)?
+                // Created meanwhile by someone else (a previous leader): use theirs.
+                read(&api.get(&name).await?, &name)?
             };
             (keys, was_created, false)
         }

@@ -5,6 +5,7 @@
 use super::desired;
 use super::keys::{ensure_keys, KeysError, ROTATE_ANNOTATION};
 use super::status::{self, DeploymentObservation, KeysObservation, Observed, SecretCheck};
+use crate::apply::Applier;
 use crate::context::Context;
 use crate::crd::auth_provider::{AuthProvider, AuthProviderStatus, SecretKeyRef};
 use crate::render::{self, owner::Owner};
@@ -47,12 +48,11 @@ const RESYNC: Duration = Duration::from_secs(300);
 const SOON: Duration = Duration::from_secs(5);
 
 async fn check_secret(
-    client: &kube::Client,
+    applier: &Applier,
     namespace: &str,
     r: &SecretKeyRef,
 ) -> Result<SecretCheck, kube::Error> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = api.get_opt(&r.name).await?;
+    let secret = applier.peek::<Secret>(namespace, &r.name).await?;
     let has_key = secret.as_ref().is_some_and(|s| {
         s.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
             || s.string_data
@@ -81,20 +81,20 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
     let applier = &ctx.applier;
 
     // 1. The user's Secrets. Without the database URL no pod can start, so stop here.
-    let database = check_secret(&ctx.client, &ns, &spec.database.url_secret_ref).await?;
+    let database = check_secret(applier, &ns, &spec.database.url_secret_ref).await?;
     let redis = match &spec.redis {
-        Some(r) => Some(check_secret(&ctx.client, &ns, &r.url_secret_ref).await?),
+        Some(r) => Some(check_secret(applier, &ns, &r.url_secret_ref).await?),
         None => None,
     };
     let mut upstream_secrets = Vec::with_capacity(spec.upstreams.len());
     for u in &spec.upstreams {
-        let check = check_secret(&ctx.client, &ns, &u.client_secret_ref).await?;
+        let check = check_secret(applier, &ns, &u.client_secret_ref).await?;
         upstream_secrets.push((u.name.clone(), check));
     }
     let scale = desired::scale(spec);
 
     // 2. Generated Secrets: created once, never regenerated.
-    let (_, created) = applier
+    applier
         .create_if_absent(
             &ns,
             render::secrets::render_internal_secret(
@@ -103,19 +103,6 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             ),
         )
         .await?;
-    if created {
-        ctx.event(
-            ap.as_ref(),
-            EventType::Normal,
-            "SecretCreated",
-            "Create",
-            format!(
-                "created Secret {}",
-                render::secrets::internal_secret_name(&owner)
-            ),
-        )
-        .await;
-    }
     let rotate_request = ap.annotations().get(ROTATE_ANNOTATION).map(String::as_str);
     let policy = desired::key_policy(spec);
     let keys = match ensure_keys(applier, &owner, &policy, rotate_request, now).await {

@@ -10,12 +10,13 @@ use crate::render::deployment::{render_deployment, render_pod_template};
 use crate::render::migration_job::{job_name, migration_key, render_migration_job, MigrationInput};
 use crate::render::owner::Owner;
 use crate::rollout::decision::{DeploymentProgress, PodHealth};
-use crate::rollout::migration::{next_step, JobState};
+use crate::rollout::migration::{job_needed, next_step, JobState};
 use crate::rollout::plan::{
-    self, Desired, JobAction, Migration, Outcome, PlanInput, Report, Settings,
+    self, judges_pods, needs_live_template, Desired, JobAction, Migration, Outcome, PlanInput,
+    Report, Settings,
 };
 use crate::rollout::record::{parse_record, record_name, render_record};
-use crate::rollout::revision::image_of;
+use crate::rollout::revision::{image_of, revision_of};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -37,6 +38,17 @@ pub struct Stepped {
     pub deployment: Option<Deployment>,
 }
 
+async fn list_pods(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+) -> Result<Vec<Pod>, kube::Error> {
+    Ok(Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
+}
+
 fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String {
     labels
         .iter()
@@ -46,7 +58,7 @@ fn label_selector(labels: &std::collections::BTreeMap<String, String>) -> String
 }
 
 /// The migration key of what a live pod template runs (its image and database reference).
-fn running_key(template: &PodTemplateSpec) -> Option<String> {
+pub(crate) fn running_key(template: &PodTemplateSpec) -> Option<String> {
     let container = template.spec.as_ref()?.containers.first()?;
     let database_url: SecretKeySelector = container
         .env
@@ -88,16 +100,9 @@ pub async fn step(
         .get::<ConfigMap>(ns, &record_name(owner))
         .await?;
     let record = parse_record(record_cm.as_deref());
-    let live = ctx
-        .applier
-        .get::<Deployment>(ns, &owner.name)
-        .await?
-        .map(|d| d.as_ref().clone());
-    let live_template = live
-        .as_ref()
-        .and_then(|d| d.spec.as_ref())
-        .map(|s| &s.template);
-    let progress = live.as_ref().map(DeploymentProgress::of);
+    // The cached Deployment is trimmed (see `trim`): enough for the migration key, the
+    // revision and the progress; the whole one is read when the step may keep what runs.
+    let cached = ctx.applier.get::<Deployment>(ns, &owner.name).await?;
 
     // The migration gate of the desired image.
     let migration_input = MigrationInput {
@@ -114,24 +119,51 @@ pub async fn step(
     };
     let key = migration_key(&migration_input);
     let job = job_name(owner, &key);
-    let job_state = match ctx.applier.get::<Job>(ns, &job).await? {
-        Some(j) => {
-            let pods = Api::<Pod>::namespaced(client.clone(), ns)
-                .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+    let running = cached
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|s| running_key(&s.template));
+    let open_migration = job_needed(&key, running.as_deref(), &record);
+    let live: Option<Deployment> = match cached {
+        Some(_) if needs_live_template(&record, &revision, open_migration) => {
+            Api::<Deployment>::namespaced(client.clone(), ns)
+                .get_opt(&owner.name)
                 .await?
-                .items;
-            Some(JobState::of(&j, &pods))
         }
-        None => None,
+        other => other.map(|d| d.as_ref().clone()),
     };
-    let running = live_template.and_then(running_key);
+    let live_template = live
+        .as_ref()
+        .and_then(|d| d.spec.as_ref())
+        .map(|s| &s.template);
+    let progress = live.as_ref().map(DeploymentProgress::of);
+
+    // The Job and its pods are read only while the migration is open; a finished Job's pods
+    // only for their termination messages.
+    let job_state = if open_migration {
+        match ctx.applier.get::<Job>(ns, &job).await? {
+            Some(j) => {
+                let pods = if JobState::reads_pods(&j) {
+                    list_pods(client, ns, &format!("batch.kubernetes.io/job-name={job}")).await?
+                } else {
+                    Vec::new()
+                };
+                Some(JobState::of(&j, &pods))
+            }
+            None => None,
+        }
+    } else {
+        None
+    };
     let migration_step = next_step(&key, running.as_deref(), &record, job_state.as_ref(), now);
 
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default().labels(&label_selector(&owner.labels("auth-server"))))
-        .await?
-        .items;
-    let new_pods = PodHealth::of_revision(&pods, &revision);
+    let live_revision = live_template.and_then(revision_of);
+    let new_pods = if judges_pods(&record, &revision, live_revision) {
+        let pods = list_pods(client, ns, &label_selector(&owner.labels("auth-server"))).await?;
+        PodHealth::of_revision(&pods, &revision)
+    } else {
+        Vec::new()
+    };
     let settings = Settings {
         auto_rollback: spec.rollout.auto_rollback,
         progress_deadline: Duration::from_secs(spec.rollout.progress_deadline_seconds.max(0) as u64),
@@ -175,26 +207,12 @@ pub async fn step(
         }
         None => {}
     }
+    // The Deployment as the API server returned it when applied, else as read.
     let mut observed = live.clone();
     if let Some(t) = plan.template.clone() {
-        let applied_revision = crate::rollout::revision::revision_of(&t).map(String::from);
         let deployment = render_deployment(owner, &desired::deployment_input(spec), t);
-        if ctx.applier.apply(ns, deployment).await? {
-            observed = Api::<Deployment>::namespaced(client.clone(), ns)
-                .get_opt(&owner.name)
-                .await?;
-            ctx.event(
-                ap,
-                EventType::Normal,
-                "DeploymentApplied",
-                "Apply",
-                format!(
-                    "applied Deployment {} at revision {}",
-                    owner.name,
-                    applied_revision.unwrap_or_default()
-                ),
-            )
-            .await;
+        if let Some(applied) = ctx.applier.apply(ns, deployment).await? {
+            observed = Some(applied);
         }
     }
     report_outcomes(ctx, ap, &plan, &image, &revision, &job).await;

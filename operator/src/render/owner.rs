@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 /// `app.kubernetes.io/name` of every object the operator owns.
 pub const APP_NAME: &str = "palisade-auth-server";
+/// The label naming who manages an object.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// `app.kubernetes.io/managed-by` of every object the operator owns.
 pub const MANAGED_BY: &str = "palisade-operator";
 
@@ -40,7 +42,7 @@ impl Owner {
     /// The full standard label set for an object of `component`.
     pub fn labels(&self, component: &str) -> BTreeMap<String, String> {
         let mut labels = self.selector_labels();
-        labels.insert("app.kubernetes.io/managed-by".into(), MANAGED_BY.into());
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
         labels.insert("app.kubernetes.io/component".into(), component.into());
         labels
     }

@@ -4,7 +4,7 @@
 
 use super::record::RolloutRecord;
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
 use palisade_wire::contract::migration;
 
@@ -26,14 +26,25 @@ pub enum JobState {
     },
 }
 
+/// The Job's condition `type_` (`Complete`, `Failed`) when it is True.
+fn condition<'a>(job: &'a Job, type_: &str) -> Option<&'a JobCondition> {
+    job.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+}
+
 impl JobState {
+    /// Whether the Job has finished, so that [`JobState::of`] reads its pods' termination
+    /// messages; a running Job's pods say nothing yet and need not be listed.
+    pub fn reads_pods(job: &Job) -> bool {
+        condition(job, "Complete").is_some() || condition(job, "Failed").is_some()
+    }
+
     /// Reads a Job's state; `pods` are its pods (for the termination messages).
     pub fn of(job: &Job, pods: &[Pod]) -> JobState {
-        let conditions = job
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.clone())
-            .unwrap_or_default();
         let messages: Vec<String> = pods
             .iter()
             .filter_map(|p| p.status.as_ref()?.container_statuses.clone())
@@ -41,11 +52,7 @@ impl JobState {
             .filter_map(|c| c.state?.terminated?.message)
             .filter(|m| !m.trim().is_empty())
             .collect();
-        let finished = |type_: &str| {
-            conditions
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == "True")
-        };
+        let finished = |type_: &str| condition(job, type_);
         if finished("Complete").is_some() {
             return JobState::Succeeded {
                 schema_version: messages.iter().find_map(|m| migration::parse_report(m)),
@@ -93,6 +100,12 @@ pub enum MigrationStep {
     Retry,
 }
 
+/// Whether the migration `key` still needs its Job looked at: it is neither recorded as done
+/// nor what the live Deployment already runs.
+pub fn job_needed(key: &str, running_key: Option<&str>, record: &RolloutRecord) -> bool {
+    !record.is_migrated(key) && running_key != Some(key)
+}
+
 /// Decides the migration step for the migration `key`. `running_key` is the key of the image
 /// and database the live Deployment runs (they need nothing), `job` the state of the Job named
 /// for `key`.
@@ -103,7 +116,7 @@ pub fn next_step(
     job: Option<&JobState>,
     now: DateTime<Utc>,
 ) -> MigrationStep {
-    if record.is_migrated(key) || running_key == Some(key) {
+    if !job_needed(key, running_key, record) {
         return MigrationStep::NotNeeded;
     }
     match job {
@@ -206,6 +219,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(JobState::of(&Job::default(), &[]), JobState::Running);
+        assert!(JobState::reads_pods(&job("Complete", None)));
+        assert!(JobState::reads_pods(&job("Failed", Some("x"))));
+        assert!(!JobState::reads_pods(&Job::default()));
+        assert!(!JobState::reads_pods(&job("Suspended", None)));
     }
 
     #[test]
@@ -219,7 +236,14 @@ mod tests {
             next_step("k", None, &record, Some(&JobState::Running), t(0)),
             MigrationStep::Waiting
         );
+        assert!(job_needed("k", None, &record));
+        assert!(job_needed("k", Some("other"), &record));
         record.add_migrated("k");
+        assert!(
+            !job_needed("k", None, &record),
+            "recorded: the Job is not read"
+        );
+        assert!(!job_needed("live", Some("live"), &RolloutRecord::default()));
         // Even once the finished Job is gone, the image is not migrated again.
         assert_eq!(
             next_step("k", None, &record, None, t(0)),

@@ -137,6 +137,40 @@ fn reason_of(f: &FailedRevision) -> &'static str {
     }
 }
 
+/// Whether a step judges the health of the desired revision's pods, so that the caller needs
+/// to list them: only while that revision runs and is not yet the last good one. A settled
+/// provider (the steady state, and every resync) costs no pod list.
+pub fn judges_pods(
+    record: &RolloutRecord,
+    desired_revision: &str,
+    live_revision: Option<&str>,
+) -> bool {
+    live_revision == Some(desired_revision)
+        && record
+            .last_good
+            .as_ref()
+            .is_none_or(|g| g.revision != desired_revision)
+}
+
+/// Whether a step may keep, re-apply or record the live pod template as it is, so that the
+/// caller must pass the whole live template rather than the cache's trimmed copy (see
+/// `trim`): while no good revision is recorded (the live one may become it), while the desired
+/// revision is held as failed, and while the desired image's migration is open (`job_needed`:
+/// the Deployment keeps what runs). Otherwise a step applies the desired or the last good
+/// template from the record, and reads of the live template only its revision and image.
+pub fn needs_live_template(
+    record: &RolloutRecord,
+    desired_revision: &str,
+    job_needed: bool,
+) -> bool {
+    record.last_good.is_none()
+        || record
+            .failed
+            .as_ref()
+            .is_some_and(|f| f.revision == desired_revision)
+        || job_needed
+}
+
 /// Decides one rollout step.
 pub fn plan(input: &PlanInput) -> Plan {
     let mut record = input.record.clone();
@@ -423,12 +457,14 @@ pub fn plan(input: &PlanInput) -> Plan {
 mod tests {
     use super::*;
     use crate::rollout::revision;
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, PodSpec, SecretKeySelector};
 
     fn t(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
 
+    /// A template with more than the cache keeps of it (see `trim`), so that a step using a
+    /// trimmed copy where it needs the whole one shows.
     fn template(image: &str) -> (PodTemplateSpec, String) {
         let mut t = PodTemplateSpec {
             metadata: None,
@@ -436,8 +472,28 @@ mod tests {
                 containers: vec![Container {
                     name: "auth-server".into(),
                     image: Some(image.into()),
+                    env: Some(vec![
+                        EnvVar {
+                            name: "PALISADE_ISSUER".into(),
+                            value: Some("https://id.example.com".into()),
+                            ..Default::default()
+                        },
+                        EnvVar {
+                            name: palisade_wire::contract::env::DATABASE_URL.into(),
+                            value_from: Some(EnvVarSource {
+                                secret_key_ref: Some(SecretKeySelector {
+                                    name: "db".into(),
+                                    key: "uri".into(),
+                                    optional: None,
+                                }),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                    ]),
                     ..Default::default()
                 }],
+                service_account_name: Some("dev".into()),
                 ..Default::default()
             }),
         };
@@ -453,6 +509,7 @@ mod tests {
         }
     }
 
+    #[derive(Clone)]
     struct World {
         desired: (PodTemplateSpec, String),
         image: String,
@@ -465,7 +522,44 @@ mod tests {
     }
 
     impl World {
+        /// One step; also checks, in every scenario, that a step for which [`judges_pods`]
+        /// says no decides the same whatever the pods report.
         fn step(&self, now: i64) -> Plan {
+            let planned = self.step_with(now, &self.pods);
+            let job_needed = self.migration != MigrationStep::NotNeeded;
+            if !needs_live_template(&self.record, &self.desired.1, job_needed) {
+                let mut trimmed = self.live.clone();
+                if let Some(t) = trimmed.as_mut() {
+                    crate::trim::trim_pod_template(t);
+                }
+                let with_trimmed = World {
+                    live: trimmed,
+                    ..self.clone()
+                };
+                assert_eq!(
+                    format!("{:?}", with_trimmed.step_with(now, &self.pods)),
+                    format!("{planned:?}"),
+                    "a step that needs no whole live template depends on it"
+                );
+            }
+            let live_revision = self.live.as_ref().and_then(revision_of);
+            if !judges_pods(&self.record, &self.desired.1, live_revision) {
+                let crashing = [PodHealth {
+                    restarts: 99,
+                    ready: false,
+                }; 3];
+                for pods in [&[][..], &crashing[..]] {
+                    assert_eq!(
+                        format!("{:?}", self.step_with(now, pods)),
+                        format!("{planned:?}"),
+                        "a step that judges no pods depends on them"
+                    );
+                }
+            }
+            planned
+        }
+
+        fn step_with(&self, now: i64, pods: &[PodHealth]) -> Plan {
             plan(&PlanInput {
                 desired: Desired {
                     template: &self.desired.0,
@@ -480,7 +574,7 @@ mod tests {
                 },
                 live_template: self.live.as_ref(),
                 progress: self.progress.as_ref(),
-                new_pods: &self.pods,
+                new_pods: pods,
                 settings: &self.settings,
                 now: t(now),
             })
