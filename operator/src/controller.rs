@@ -131,14 +131,10 @@ fn names_secret(ap: &AuthProvider, name: &str) -> bool {
             .any(|u| u.client_secret_ref.name == name)
 }
 
-/// The watch of a controller's own kind, filling `writer` (the controller's store) with copies
-/// that carry no managed fields, and passing on the changes [`reconcile_trigger`] cares about.
-fn primary<K>(
-    client: &Client,
-    scope: &Scope,
-    config: watcher::Config,
-    writer: reflector::store::Writer<K>,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+/// A controller of kind `K` reconciling `concurrency` objects at once. Its own watch fills its
+/// store with copies that carry no managed fields, and passes on only the changes
+/// [`reconcile_trigger`] cares about.
+fn controller_of<K>(ctx: &Context, scope: &Scope, concurrency: u16) -> Controller<K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -148,31 +144,32 @@ where
         + Sync
         + 'static,
 {
-    reflector(
+    let (reader, writer) = reflector::store::<K>();
+    let own = reflector(
         writer,
-        watcher(api::<K>(client, scope), config).modify(|obj| obj.managed_fields_mut().clear()),
+        watcher(
+            api::<K>(&ctx.client, scope),
+            watch_config(ctx.config.streaming_lists),
+        )
+        .modify(|obj| obj.managed_fields_mut().clear()),
     )
     .default_backoff()
     .applied_objects()
-    .predicate_filter(reconcile_trigger, Default::default())
+    .predicate_filter(reconcile_trigger, Default::default());
+    Controller::for_stream(own, reader)
+        .with_config(controller::Config::default().concurrency(concurrency))
+}
+
+/// The watch of what the operator made (labelled as managed by it).
+fn owned_config(ctx: &Context) -> watcher::Config {
+    watch_config(ctx.config.streaming_lists).labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"))
 }
 
 /// Runs the AuthProvider controller until shutdown.
 pub async fn run_auth_providers(ctx: Arc<Context>, scope: Scope, concurrency: u16) {
     let client = ctx.client.clone();
-    let owned = watch_config(ctx.config.streaming_lists)
-        .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let (reader, writer) = reflector::store::<AuthProvider>();
-    let providers = Controller::for_stream(
-        primary(
-            &client,
-            &scope,
-            watch_config(ctx.config.streaming_lists),
-            writer,
-        ),
-        reader,
-    )
-    .with_config(controller::Config::default().concurrency(concurrency));
+    let owned = owned_config(&ctx);
+    let providers = controller_of::<AuthProvider>(&ctx, &scope, concurrency);
     let store = providers.store();
     let cache = ctx.applier.cache();
     providers
@@ -229,19 +226,8 @@ pub async fn run_oauth_clients(ctx: Arc<Context>, scope: Scope, concurrency: u16
     use crate::client::reconcile::{error_policy, reconcile};
     use crate::crd::OAuthClient;
     let client = ctx.client.clone();
-    let owned = watch_config(ctx.config.streaming_lists)
-        .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let (reader, writer) = reflector::store::<OAuthClient>();
-    let clients = Controller::for_stream(
-        primary(
-            &client,
-            &scope,
-            watch_config(ctx.config.streaming_lists),
-            writer,
-        ),
-        reader,
-    )
-    .with_config(controller::Config::default().concurrency(concurrency));
+    let owned = owned_config(&ctx);
+    let clients = controller_of::<OAuthClient>(&ctx, &scope, concurrency);
     let store = clients.store();
     // The providers, cached for lookups and watched for the changes their clients care about
     // (spec, Ready, creation, deletion; not every status write).
