@@ -42,6 +42,33 @@ pub fn csrf_matches(cookie: Option<&str>, form: Option<&str>) -> bool {
     }
 }
 
+/// The sign-in page's form, as `POST /login` and `POST /upstream/{name}/start` receive it:
+/// a 400 error page when it is malformed, a 403 one when its CSRF token does not match the
+/// cookie's. Returns the form and the (matching) token.
+pub fn sign_in_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Result<(HashMap<String, String>, String), Box<Response>> {
+    let form = match form {
+        Ok(Form(form)) if form.values().all(|v| super::storable(v)) => form,
+        _ => {
+            return Err(Box::new(html::error_page(
+                StatusCode::BAD_REQUEST,
+                "The sign-in form is malformed.",
+            )))
+        }
+    };
+    let cookie = state.cookies.open(headers, CSRF_COOKIE);
+    if !csrf_matches(cookie.as_deref(), form.get("csrf").map(String::as_str)) {
+        return Err(Box::new(html::error_page(
+            StatusCode::FORBIDDEN,
+            "The sign-in form expired or did not come from this site. Reload the sign-in page and try again.",
+        )));
+    }
+    Ok((form, cookie.unwrap_or_default()))
+}
+
 /// The page of an unknown or expired parked request.
 pub const EXPIRED: &str = "This sign-in request is unknown or has expired.";
 
@@ -178,18 +205,11 @@ pub async fn login_post(
     headers: HeaderMap,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let form = match form {
-        Ok(Form(form)) if form.values().all(|v| super::storable(v)) => form,
-        _ => return html::error_page(StatusCode::BAD_REQUEST, "The sign-in form is malformed."),
+    let (form, csrf) = match sign_in_form(&state, &headers, form) {
+        Ok(checked) => checked,
+        Err(resp) => return *resp,
     };
     let field = |n: &str| form.get(n).map(String::as_str).unwrap_or("");
-    let cookie = state.cookies.open(&headers, CSRF_COOKIE);
-    if !csrf_matches(cookie.as_deref(), form.get("csrf").map(String::as_str)) {
-        return html::error_page(
-            StatusCode::FORBIDDEN,
-            "The sign-in form expired or did not come from this site. Reload the sign-in page and try again.",
-        );
-    }
     let (request_id, username, password) = (field("request"), field("username"), field("password"));
     if username.len() > MAX_USERNAME_LEN || password.len() > MAX_PASSWORD_LEN {
         return html::error_page(
@@ -231,7 +251,6 @@ pub async fn login_post(
             };
             state.audit.record(rec);
             tracing::info!(client_id = %pending.request.client_id, "sign-in failed");
-            let csrf = cookie.unwrap_or_default();
             return form_page(
                 &state,
                 StatusCode::UNAUTHORIZED,
@@ -256,7 +275,6 @@ pub async fn login_post(
     let now = Utc::now();
     if next != NextStep::Done {
         // The second factor: the sign-in is parked server-side, never trusted to the form.
-        let csrf = cookie.unwrap_or_default();
         return super::mfa::begin(&state, pending, &user, next, &csrf, now).await;
     }
     let amr = vec![crate::auth_methods::PASSWORD.to_string()];

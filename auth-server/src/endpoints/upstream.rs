@@ -10,9 +10,9 @@
 //! page and logs a structured reason, never a token, code or secret.
 
 use super::html;
-use super::login::{csrf_matches, live_pending, set_cookie, signed_in};
+use super::login::{live_pending, set_cookie, sign_in_form, signed_in};
 use crate::audit::{AuditEvent, AuditRecord, Outcome};
-use crate::cookies::{CSRF_COOKIE, UPSTREAM_COOKIE};
+use crate::cookies::UPSTREAM_COOKIE;
 use crate::federation::linking::{self, Link};
 use crate::federation::upstream::Upstream;
 use crate::federation::FederationError;
@@ -131,17 +131,10 @@ pub async fn start(
     let Some(upstream) = state.federation.get(&name) else {
         return unknown_upstream();
     };
-    let form = match form {
-        Ok(Form(form)) if form.values().all(|v| super::storable(v)) => form,
-        _ => return html::error_page(StatusCode::BAD_REQUEST, "The sign-in form is malformed."),
+    let form = match sign_in_form(&state, &headers, form) {
+        Ok((form, _)) => form,
+        Err(resp) => return *resp,
     };
-    let cookie = state.cookies.open(&headers, CSRF_COOKIE);
-    if !csrf_matches(cookie.as_deref(), form.get("csrf").map(String::as_str)) {
-        return html::error_page(
-            StatusCode::FORBIDDEN,
-            "The sign-in form expired or did not come from this site. Reload the sign-in page and try again.",
-        );
-    }
     let request_id = form.get("request").map(String::as_str).unwrap_or("");
     let pending = match live_pending(&state, request_id).await {
         Ok(p) => p,
