@@ -97,7 +97,7 @@ impl Context {
     /// (as client-go's event broadcaster does), so a slow API server does not slow the
     /// reconciles down. When the queue is full the Event is dropped and logged: the status
     /// conditions still tell the truth.
-    pub async fn event<K: Resource<DynamicType = ()>>(
+    pub fn event<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
         type_: EventType,

@@ -245,8 +245,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
                 "CredentialsCreated",
                 "Create",
                 format!("wrote client credentials to Secret {secret_name}"),
-            )
-            .await;
+            );
         }
     }
     if rotated {
@@ -256,8 +255,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             "SecretRotated",
             "Rotate",
             format!("generated a new client_secret in Secret {secret_name}"),
-        )
-        .await;
+        );
     }
 
     // Registration (idempotent; repeated at every resync so a wiped database heals).
@@ -349,8 +347,7 @@ async fn finish(
                 verdict.reason,
                 "Register",
                 verdict.message.clone(),
-            )
-            .await;
+            );
         }
     }
     Ok(action)
@@ -376,8 +373,7 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
                 "Deregistered",
                 "Deregister",
                 format!("deregistered client {client_id}"),
-            )
-            .await;
+            );
         }
         _ => {
             // The provider (or its admin token) is gone, so is the registration: let go.
@@ -390,8 +386,7 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
                     "AuthProvider {} is gone; nothing to deregister for client {client_id}",
                     client.spec.provider_ref.name
                 ),
-            )
-            .await;
+            );
         }
     }
     Ok(Action::await_change())

@@ -114,7 +114,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             if k.emergency {
                 ctx.metrics.key_rotations.inc();
                 ctx.event(ap.as_ref(), EventType::Warning, "EmergencyKeyRotation", "RotateKeys",
-                    format!("emergency rotation requested by annotation {ROTATE_ANNOTATION}: key {} signs now; every earlier key left JWKS and tokens they signed no longer verify", k.active_kid)).await;
+                    format!("emergency rotation requested by annotation {ROTATE_ANNOTATION}: key {} signs now; every earlier key left JWKS and tokens they signed no longer verify", k.active_kid));
             } else if ap
                 .status
                 .as_ref()
@@ -128,8 +128,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
                     "KeyRotated",
                     "RotateKeys",
                     format!("key {} signs now", k.active_kid),
-                )
-                .await;
+                );
             }
             Some(KeysObservation::Ready {
                 active_kid: k.active_kid.clone(),
@@ -299,8 +298,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
                 "Ready",
                 "Reconcile",
                 format!("issuer {} is ready", spec.issuer),
-            )
-            .await;
+            );
         }
         if let (Some(msg), true) = (
             not_ready_cause(&new_status),
@@ -312,8 +310,7 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
                 "NotReady",
                 "Reconcile",
                 msg,
-            )
-            .await;
+            );
         }
     }
 

@@ -215,7 +215,7 @@ pub async fn step(
             observed = Some(applied);
         }
     }
-    report_outcomes(ctx, ap, &plan, &image, &revision, &job).await;
+    report_outcomes(ctx, ap, &plan, &image, &revision, &job);
 
     let in_flight = plan.record.in_flight.clone();
     let busy = in_flight.is_some() || plan.report.waiting.is_some() || plan.job.is_some();
@@ -237,7 +237,7 @@ fn count_rollout(ctx: &Context, outcome: &'static str) {
         .inc();
 }
 
-async fn report_outcomes(
+fn report_outcomes(
     ctx: &Context,
     ap: &AuthProvider,
     plan: &plan::Plan,
@@ -319,6 +319,6 @@ async fn report_outcomes(
                 format!("deleted the failed Job {job} after the back-off; it runs again for image {image}"),
             ),
         };
-        ctx.event(ap, type_, reason, "Rollout", note).await;
+        ctx.event(ap, type_, reason, "Rollout", note);
     }
 }
