@@ -10,6 +10,7 @@ use base64::Engine;
 use palisade_wire::registration::{
     verify_client_secret, ClientRegistration, TokenEndpointAuthMethod,
 };
+use std::sync::Arc;
 
 /// Credentials as presented, before checking.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,27 +20,17 @@ pub struct Presented {
     pub method: TokenEndpointAuthMethod,
 }
 
+/// Decodes one half of Basic credentials, which RFC 6749 §2.3.1 form-urlencodes first
+/// (`+` is a space, `%XX` a byte; malformed escapes stay as they are).
 fn form_decode(s: &str) -> String {
-    // RFC 6749 §2.3.1: the Basic credentials are form-urlencoded first.
-    let s = s.replace('+', " ");
-    let mut out = Vec::with_capacity(s.len());
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let spaced: std::borrow::Cow<str> = if s.contains('+') {
+        s.replace('+', " ").into()
+    } else {
+        s.into()
+    };
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Reads the credentials from the Authorization header or the form. Presenting both is an
@@ -106,7 +97,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     form_client_id: Option<&str>,
     form_secret: Option<&str>,
-) -> Result<ClientRegistration, OAuthError> {
+) -> Result<Arc<ClientRegistration>, OAuthError> {
     let p = presented(headers, form_client_id, form_secret)?;
     let reg = store
         .client(&p.client_id)
@@ -121,7 +112,7 @@ pub async fn authenticate_form(
     store: &dyn Store,
     headers: &HeaderMap,
     form: &std::collections::HashMap<String, String>,
-) -> Result<ClientRegistration, OAuthError> {
+) -> Result<Arc<ClientRegistration>, OAuthError> {
     let field = |name: &str| form.get(name).map(String::as_str);
     authenticate(store, headers, field("client_id"), field("client_secret")).await
 }
@@ -173,6 +164,15 @@ mod tests {
         let p = presented(&basic("my%20app", "a%2Bb"), None, None).unwrap();
         assert_eq!(p.client_id, "my app");
         assert_eq!(p.secret.as_deref(), Some("a+b"));
+        for (encoded, decoded) in [
+            ("a+b", "a b"),
+            ("plain", "plain"),
+            ("50%", "50%"),
+            ("%zz%2", "%zz%2"),
+            ("%C3%A9", "\u{e9}"),
+        ] {
+            assert_eq!(form_decode(encoded), decoded, "{encoded}");
+        }
     }
 
     #[test]

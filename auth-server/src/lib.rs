@@ -41,8 +41,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// storage or network stall (a partitioned database holds a query forever) never hangs clients.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
-async fn deadline(req: Request, next: Next) -> Response {
-    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+/// Runs `fut` (the rest of a request) until [`REQUEST_DEADLINE`]; past it, the answer is 503.
+async fn within_deadline(fut: impl std::future::Future<Output = Response>) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, fut).await {
         Ok(resp) => resp,
         Err(_) => {
             tracing::warn!(
@@ -54,14 +55,27 @@ async fn deadline(req: Request, next: Next) -> Response {
     }
 }
 
-async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn deadline(req: Request, next: Next) -> Response {
+    within_deadline(next.run(req)).await
+}
+
+/// What every public request goes through once routed, in one middleware (each `from_fn`
+/// layer costs the server allocations on every request): its client address is worked out
+/// (through trusted proxies) and kept for the request, it is abandoned at the deadline, and it
+/// is counted and timed by endpoint and status.
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let addr = client_addr_of(&state, &req);
     let start = Instant::now();
-    let resp = next.run(req).await;
+    let run = within_deadline(next.run(req));
+    let resp = match addr {
+        Some(ip) => client_addr::scope(ip, run).await,
+        None => run.await,
+    };
     state
         .metrics
         .latency
@@ -80,22 +94,22 @@ async fn record(State(state): State<AppState>, req: Request, next: Next) -> Resp
     resp
 }
 
-/// Works out the client address (through trusted proxies) and keeps it for the request.
-async fn with_client_addr(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The client address of `req`: its peer, or the address a trusted proxy forwarded.
+fn client_addr_of(state: &AppState, req: &Request) -> Option<std::net::IpAddr> {
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let Some(peer) = peer else {
-        return next.run(req).await;
-    };
+        .map(|c| c.0.ip())?;
     let forwarded = req
         .headers()
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok());
-    let ip = client_addr::client_addr(peer, forwarded, state.limiter.trusted_proxies());
-    client_addr::scope(ip, next.run(req)).await
+    Some(client_addr::client_addr(
+        peer,
+        forwarded,
+        state.limiter.trusted_proxies(),
+    ))
 }
 
 async fn rate_limited(
@@ -221,12 +235,7 @@ pub fn public_router(state: AppState) -> Router {
     };
     app.route("/healthz", get(endpoints::health::healthz))
         .route("/readyz", get(endpoints::health::readyz))
-        .layer(middleware::from_fn(deadline))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            with_client_addr,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .with_state(state)
 }

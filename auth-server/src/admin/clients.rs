@@ -86,7 +86,7 @@ pub async fn put(
     // The operator repeats unchanged registrations on every resync: only changes are audited.
     let change = match before {
         None => Some("created"),
-        Some(b) if b != reg => Some("updated"),
+        Some(b) if *b != reg => Some("updated"),
         Some(_) => None,
     };
     if let Some(change) = change {
@@ -123,7 +123,7 @@ pub async fn get(
         .store
         .client(&id)
         .await?
-        .map(Json)
+        .map(|reg| Json(reg.as_ref().clone()))
         .ok_or(OAuthError::NotFound)
 }
 

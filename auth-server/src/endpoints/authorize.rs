@@ -457,7 +457,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
         },
         _ => None,
     };
-    let (redirect_uri, state_param, v) = match validate(&params, client.as_ref()) {
+    let (redirect_uri, state_param, v) = match validate(&params, client.as_deref()) {
         Ok(ok) => ok,
         Err(Refusal::Page(m)) => return html::error_page(StatusCode::BAD_REQUEST, &m),
         Err(Refusal::Redirect {

@@ -147,7 +147,7 @@ async fn end_session(state: &AppState, headers: &HeaderMap, raw: RawParams) -> R
         },
         None => None,
     };
-    let target = match logout_redirect(client.as_ref(), get("post_logout_redirect_uri")) {
+    let target = match logout_redirect(client.as_deref(), get("post_logout_redirect_uri")) {
         Ok(t) => t,
         Err(m) => return bad(m),
     };

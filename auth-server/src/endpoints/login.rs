@@ -83,7 +83,7 @@ pub async fn live_pending(state: &AppState, id: &str) -> Result<PendingAuthoriza
 
 async fn client_name(state: &AppState, client_id: &str) -> String {
     match state.store.client(client_id).await {
-        Ok(Some(c)) => c.client_name.unwrap_or(c.client_id),
+        Ok(Some(c)) => c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
         _ => client_id.to_string(),
     }
 }

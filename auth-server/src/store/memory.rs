@@ -8,7 +8,7 @@ use crate::audit::{AuditQuery, AuditRecord};
 use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A single-use record: the grant and whether it was used.
 type Once<T> = (T, bool);
@@ -16,7 +16,7 @@ type Once<T> = (T, bool);
 /// Everything in maps behind locks held only for the copy in or out.
 #[derive(Default)]
 pub struct MemoryStore {
-    clients: RwLock<HashMap<String, ClientRegistration>>,
+    clients: RwLock<HashMap<String, Arc<ClientRegistration>>>,
     revoked: RwLock<HashMap<String, DateTime<Utc>>>,
     users: RwLock<HashMap<String, User>>,
     pending: Mutex<HashMap<String, PendingAuthorization>>,
@@ -59,7 +59,7 @@ fn redeem<T: Clone>(map: &Mutex<HashMap<String, Once<T>>>, key: &str) -> Redeeme
 
 #[async_trait::async_trait]
 impl Store for MemoryStore {
-    async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StoreError> {
+    async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRegistration>>, StoreError> {
         Ok(self.clients.read().expect("lock").get(client_id).cloned())
     }
 
@@ -67,7 +67,7 @@ impl Store for MemoryStore {
         self.clients
             .write()
             .expect("lock")
-            .insert(reg.client_id.clone(), reg.clone());
+            .insert(reg.client_id.clone(), Arc::new(reg.clone()));
         Ok(())
     }
 

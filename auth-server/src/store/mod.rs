@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use palisade_wire::registration::ClientRegistration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 /// Storage is unreachable or failed; clients get a 503.
 #[derive(Debug, thiserror::Error)]
@@ -204,8 +205,8 @@ pub enum Redeemed<T> {
 /// What the provider persists.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A registered client.
-    async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StoreError>;
+    /// A registered client (shared: read on every authenticated request).
+    async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRegistration>>, StoreError>;
     /// Registers or replaces a client (idempotent).
     async fn put_client(&self, reg: &ClientRegistration) -> Result<(), StoreError>;
     /// Removes a client; returns whether it existed.

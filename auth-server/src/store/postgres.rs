@@ -238,9 +238,9 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn client(&self, client_id: &str) -> Result<Option<ClientRegistration>, StoreError> {
+    async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRegistration>>, StoreError> {
         if let Some(reg) = self.caches.clients.get(client_id) {
-            return Ok(Some(reg.as_ref().clone()));
+            return Ok(Some(reg));
         }
         let writes = self.caches.client_writes.load(Ordering::Acquire);
         let row = sqlx::query("SELECT registration FROM clients WHERE client_id = $1")
@@ -251,12 +251,12 @@ impl Store for PostgresStore {
         match row {
             Some(r) => {
                 let json: serde_json::Value = r.try_get("registration").map_err(err)?;
-                let reg: ClientRegistration =
-                    serde_json::from_value(json).map_err(|e| StoreError(e.to_string()))?;
+                let reg: Arc<ClientRegistration> =
+                    Arc::new(serde_json::from_value(json).map_err(|e| StoreError(e.to_string()))?);
                 if self.caches.client_writes.load(Ordering::Acquire) == writes {
                     self.caches
                         .clients
-                        .insert(client_id.to_string(), Arc::new(reg.clone()));
+                        .insert(client_id.to_string(), reg.clone());
                 }
                 Ok(Some(reg))
             }
