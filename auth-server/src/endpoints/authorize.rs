@@ -306,7 +306,7 @@ pub async fn issue_code(
         amr: session.amr.clone(),
         sid: session.sid.clone(),
         family_id: random_token(16),
-        access_jti: random_token(16),
+        access_jti: crate::tokens::new_jti(),
         expires_at: now + chrono::Duration::seconds(state.config.ttls.authorization_code as i64),
         request,
     };

@@ -116,7 +116,7 @@ pub async fn grant(
             sid: g.sid,
             nonce: None,
             family_id: g.family_id,
-            access_jti: random_token(16),
+            access_jti: crate::tokens::new_jti(),
             grant_type: GrantType::RefreshToken,
             refresh_token: Some(new_token),
         },
