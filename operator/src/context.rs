@@ -48,6 +48,9 @@ pub struct Context {
     /// Admin tokens read from the providers' internal Secrets, by provider uid. A token is
     /// generated once per provider; an admin API that refuses it drops it from here.
     pub admin_tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// Values of the OAuthClients' credentials Secrets, by resourceVersion (the Secret cache
+    /// holds key names only).
+    pub known_credentials: Arc<crate::client::known_credentials::KnownCredentials>,
 }
 
 impl Context {
@@ -73,6 +76,7 @@ impl Context {
             admin: AdminClient::default(),
             providers: None,
             admin_tokens: Arc::default(),
+            known_credentials: Arc::default(),
         }
     }
 

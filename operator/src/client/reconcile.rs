@@ -6,8 +6,10 @@ use super::admin::{base_url, AdminError};
 use super::credentials::{self, Credentials};
 use super::events::transition_event;
 use super::policy::namespace_allowed;
+use crate::apply::{needs_apply, stamp};
 use crate::context::Context;
 use crate::crd::{AuthProvider, OAuthClient, OAuthClientStatus};
+use crate::owned_cache::Cached;
 use crate::provider::desired::discovery_url;
 use crate::provider::status::{merge, Verdict};
 use crate::render::owner::Owner;
@@ -119,6 +121,11 @@ async fn resolve_provider(
     }))
 }
 
+/// Whether applying `desired` over `live` would write (the Secret's content changed).
+fn would_write(desired: Option<Secret>, live: &Secret) -> bool {
+    desired.is_some_and(|mut d| needs_apply(Some(live), &stamp(&mut d)))
+}
+
 /// When to look again at a client whose provider could not take its registration: soon when
 /// the provider says it is Ready (its admin API should answer any moment), rarely otherwise —
 /// the provider becoming Ready wakes its clients through the watch.
@@ -211,52 +218,74 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
 
     // Credentials: kept from the live Secret, generated only when missing.
     let secret_name = credentials::secret_name(&client);
-    // Read from the API server, not a cache: the cache of Secrets is filled by another watch
-    // than the one that woke this reconcile, and a deleted Secret (a requested rotation) must
-    // be seen as deleted.
-    let live = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&secret_name)
-        .await?;
-    let creds = credentials::decide(
-        live.as_ref(),
-        previous.client_id.as_deref(),
-        client.spec.public,
-        &ns,
-        &name,
-    );
     let issuer = resolved.provider.spec.issuer.clone();
-    let rotated = live.is_some()
-        && creds.client_secret.is_some()
-        && live
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .is_some_and(|d| !d.contains_key(credentials::CLIENT_SECRET_KEY));
-    if let Some(secret) = credentials::render(&client, &creds, &issuer, &discovery_url(&issuer)) {
-        if ctx
-            .applier
-            .apply_over(&ns, secret, live.as_ref())
-            .await?
-            .is_some()
-            && live.is_none()
-        {
-            ctx.event(
-                client.as_ref(),
-                EventType::Normal,
-                "CredentialsCreated",
-                "Create",
-                format!("wrote client credentials to Secret {secret_name}"),
-            );
-        }
-    }
-    if rotated {
-        ctx.event(
-            client.as_ref(),
-            EventType::Normal,
-            "SecretRotated",
-            "Rotate",
-            format!("generated a new client_secret in Secret {secret_name}"),
+    let discovery = discovery_url(&issuer);
+    let decide_on = |live: Option<&Secret>| {
+        let creds = credentials::decide(
+            live,
+            previous.client_id.as_deref(),
+            client.spec.public,
+            &ns,
+            &name,
         );
-    }
+        let desired = credentials::render(&client, &creds, &issuer, &discovery);
+        (creds, desired)
+    };
+    // The values known for the cached version settle it without a GET, unless the Secret
+    // would be written (see `known_credentials`).
+    let recalled = match ctx.applier.cache().get::<Secret>(&ns, &secret_name) {
+        Cached::Present(cached) => ctx.known_credentials.recall(&ns, &cached),
+        _ => None,
+    };
+    let settled = recalled.and_then(|live| {
+        let (creds, desired) = decide_on(Some(&live));
+        (!would_write(desired, &live)).then_some(creds)
+    });
+    let creds = match settled {
+        Some(creds) => creds,
+        None => {
+            // Read from the API server, not a cache: the cache of Secrets is filled by another
+            // watch than the one that woke this reconcile, and a deleted Secret (a requested
+            // rotation) must be seen as deleted.
+            let live = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&secret_name)
+                .await?;
+            if let Some(live) = &live {
+                ctx.known_credentials.remember(&ns, live);
+            }
+            let (creds, desired) = decide_on(live.as_ref());
+            let rotated = live.is_some()
+                && creds.client_secret.is_some()
+                && live
+                    .as_ref()
+                    .and_then(|s| s.data.as_ref())
+                    .is_some_and(|d| !d.contains_key(credentials::CLIENT_SECRET_KEY));
+            if let Some(secret) = desired {
+                if let Some(applied) = ctx.applier.apply_over(&ns, secret, live.as_ref()).await? {
+                    ctx.known_credentials.remember(&ns, &applied);
+                    if live.is_none() {
+                        ctx.event(
+                            client.as_ref(),
+                            EventType::Normal,
+                            "CredentialsCreated",
+                            "Create",
+                            format!("wrote client credentials to Secret {secret_name}"),
+                        );
+                    }
+                }
+            }
+            if rotated {
+                ctx.event(
+                    client.as_ref(),
+                    EventType::Normal,
+                    "SecretRotated",
+                    "Rotate",
+                    format!("generated a new client_secret in Secret {secret_name}"),
+                );
+            }
+            creds
+        }
+    };
 
     // Registration (idempotent; repeated at every resync so a wiped database heals).
     let registered = match &resolved.admin_token {
@@ -354,6 +383,10 @@ async fn finish(
 }
 
 async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.known_credentials.forget(
+        &client.namespace().unwrap_or_default(),
+        &credentials::secret_name(&client),
+    );
     let Some(client_id) = client.status.as_ref().and_then(|s| s.client_id.clone()) else {
         return Ok(Action::await_change());
     };
@@ -403,4 +436,40 @@ pub fn error_policy(_client: Arc<OAuthClient>, error: &Error, ctx: Arc<Context>)
         })
         .inc();
     Action::requeue(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    fn secret(value: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("app-oauth".into()),
+                ..Default::default()
+            },
+            data: Some(BTreeMap::from([(
+                credentials::CLIENT_SECRET_KEY.to_string(),
+                ByteString(value.as_bytes().to_vec()),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_changed_secret_would_be_written() {
+        let mut live = secret("s3cret");
+        stamp(&mut live);
+        assert!(!would_write(Some(secret("s3cret")), &live));
+        assert!(would_write(Some(secret("rotated")), &live));
+        assert!(!would_write(None, &live), "nothing to write");
+        let unstamped = secret("s3cret");
+        assert!(
+            would_write(Some(secret("s3cret")), &unstamped),
+            "a Secret not applied by the operator is applied"
+        );
+    }
 }
