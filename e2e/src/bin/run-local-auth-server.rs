@@ -20,6 +20,13 @@ async fn main() -> anyhow::Result<()> {
         "auth-server for {ns}/{name} ready on http://{public} (admin http://{admin}); logs in {}",
         server.dir.display()
     );
-    tokio::signal::ctrl_c().await?;
+    // Ctrl-C, or SIGTERM from the demo's cleanup: either way the server stops with this
+    // process (dropping it kills the child), instead of outliving it on the demo's ports.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        stopped = tokio::signal::ctrl_c() => stopped?,
+        _ = term.recv() => {}
+    }
+    drop(server);
     Ok(())
 }
