@@ -126,6 +126,9 @@ async fn rate_limited(
     Ok(next.run(req).await)
 }
 
+/// The API endpoints' CORS policy: any origin, no credentials.
+static API_CORS: std::sync::LazyLock<CorsLayer> = std::sync::LazyLock::new(CorsLayer::permissive);
+
 /// CORS for the token, introspection, revocation and userinfo endpoints, applied to the
 /// requests that carry `Origin` (every cross-origin request a browser sends does; servers
 /// calling these endpoints send none, and skip the building and merging of CORS headers, 5 to
@@ -133,11 +136,10 @@ async fn rate_limited(
 /// POST, or a request with credentials), so no `Vary` is owed to a cache.
 async fn cors_when_asked(req: Request, next: Next) -> Response {
     use tower::{Layer, ServiceExt};
-    static CORS: std::sync::LazyLock<CorsLayer> = std::sync::LazyLock::new(CorsLayer::permissive);
     if !req.headers().contains_key(axum::http::header::ORIGIN) {
         return next.run(req).await;
     }
-    match CORS.layer(next).oneshot(req).await {
+    match API_CORS.layer(next).oneshot(req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     }
@@ -156,7 +158,7 @@ pub fn public_router(state: AppState) -> Router {
             get(endpoints::discovery::discovery),
         )
         .route("/jwks", get(endpoints::jwks::jwks))
-        .layer(CorsLayer::permissive());
+        .layer(API_CORS.clone());
     let api = Router::new()
         .route(
             "/token",
