@@ -2,6 +2,7 @@
 //! `burst` at once), answered with 429 and `Retry-After`. With `REDIS_URL` the buckets live in
 //! Redis and every replica shares them ([`redis`]); without it they live in this process.
 
+pub mod lease;
 pub mod redis;
 
 use palisade_wire::contract::{RateLimit, RateLimits};

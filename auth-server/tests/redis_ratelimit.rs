@@ -4,13 +4,16 @@
 //! requests within the timeout (fail open). Skipped without the variable unless
 //! `PALISADE_REQUIRE_SERVICES=1`.
 
+use palisade_auth_server::ratelimit::lease::LEASE_TTL;
 use palisade_auth_server::ratelimit::redis::{RedisLimiter, REDIS_TIMEOUT};
 use palisade_auth_server::ratelimit::{Endpoint, RateLimiter};
 use palisade_wire::contract::{RateLimit, RateLimits};
 use prometheus_client::metrics::counter::Counter;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn redis_url() -> Option<String> {
@@ -113,6 +116,79 @@ async fn bucket_keys_expire_once_the_bucket_is_full_again() {
     );
 }
 
+async fn tat_ahead_secs(url: &str, key: &str) -> f64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let tat: u64 = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    (tat as f64 - (secs * 1_000_000 + micros) as f64) / 1e6
+}
+
+#[tokio::test]
+async fn a_busy_address_leases_requests_and_gives_back_what_it_did_not_use() {
+    let Some(url) = redis_url() else { return };
+    let prefix = random_prefix();
+    let limiter = RedisLimiter::new(&url, prefix.clone(), Counter::default()).unwrap();
+    connected(&limiter).await;
+    // One request per second sustained, a burst of 1024: leases of up to 64.
+    let limit = RateLimit {
+        requests_per_minute: 60,
+        burst: 1024,
+    };
+    // Leases of 1, 2 and 4: four requests admitted, seven reserved in Redis. That needs the
+    // four requests within one lease's lifetime; a stalled machine gets another address.
+    for attempt in 11..14 {
+        let ip: IpAddr = format!("192.0.2.{attempt}").parse().unwrap();
+        let key = format!("{prefix}rl:token:{ip}");
+        let start = Instant::now();
+        for _ in 0..4 {
+            assert_eq!(limiter.check(Endpoint::Token, ip, limit).await, Ok(()));
+        }
+        if start.elapsed() > LEASE_TTL / 2 {
+            continue;
+        }
+        let ahead = tat_ahead_secs(&url, &key).await;
+        assert!((6.0..=7.0).contains(&ahead), "7 reserved, got {ahead} s");
+        // Once the lease expires, the next reservation gives back its 3 unused requests and
+        // takes 2.
+        tokio::time::sleep(LEASE_TTL).await;
+        assert_eq!(limiter.check(Endpoint::Token, ip, limit).await, Ok(()));
+        let ahead = tat_ahead_secs(&url, &key).await;
+        assert!((5.0..=6.0).contains(&ahead), "6 reserved, got {ahead} s");
+        return;
+    }
+    panic!("four requests never fitted in {LEASE_TTL:?}");
+}
+
+#[tokio::test]
+async fn leasing_replicas_never_admit_more_than_the_shared_budget() {
+    let Some(url) = redis_url() else { return };
+    let prefix = random_prefix();
+    let a = RedisLimiter::new(&url, prefix.clone(), Counter::default()).unwrap();
+    let b = RedisLimiter::new(&url, prefix.clone(), Counter::default()).unwrap();
+    connected(&a).await;
+    connected(&b).await;
+    // A burst of 64 and one request a minute: leases of up to 4, no refill during the test.
+    let limit = RateLimit {
+        requests_per_minute: 1,
+        burst: 64,
+    };
+    let ip: IpAddr = "192.0.2.20".parse().unwrap();
+    let mut admitted = 0;
+    for i in 0..200 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        match replica.check(Endpoint::Token, ip, limit).await {
+            Ok(()) => admitted += 1,
+            Err(wait) => assert!((1..=60).contains(&wait), "{wait}"),
+        }
+    }
+    assert_eq!(admitted, 64, "together exactly the burst");
+}
+
 #[tokio::test]
 async fn unreachable_redis_admits_requests_within_the_timeout() {
     if redis_url().is_none() {
@@ -125,6 +201,10 @@ async fn unreachable_redis_admits_requests_within_the_timeout() {
             token: Some(RateLimit {
                 requests_per_minute: 1,
                 burst: 1,
+            }),
+            introspect: Some(RateLimit {
+                requests_per_minute: 1,
+                burst: 1024,
             }),
             ..Default::default()
         },
@@ -142,11 +222,86 @@ async fn unreachable_redis_admits_requests_within_the_timeout() {
         assert!(start.elapsed() < REDIS_TIMEOUT + Duration::from_millis(100));
     }
     assert_eq!(errors.get(), 5, "every failed check is counted");
+    // A leased bucket (large burst): concurrent requests that wait for one reservation are
+    // bounded by the same timeout.
+    let start = Instant::now();
+    let verdicts =
+        futures::future::join_all((0..20).map(|_| limiter.admit(Endpoint::Introspect, ip))).await;
+    assert!(verdicts.iter().all(Result::is_ok), "{verdicts:?}");
+    assert!(start.elapsed() < REDIS_TIMEOUT + Duration::from_millis(100));
     assert!(limiter
         .ping_shared(Duration::from_millis(100))
         .await
         .unwrap()
         .is_err());
+}
+
+/// A TCP proxy to the Redis at `url` that stops passing its answers back once the returned
+/// flag is set: Redis "hangs" for the limiter.
+fn silenceable_proxy(url: &str) -> (String, Arc<AtomicBool>) {
+    let upstream = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = Arc::new(AtomicBool::new(false));
+    let flag = silent.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let server = std::net::TcpStream::connect(&upstream).unwrap();
+            let (mut to_server, mut from_client) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_server));
+            let (mut from_server, mut to_client) = (server, client);
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = from_server.read(&mut buf) {
+                    if !flag.load(Ordering::SeqCst) && to_client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (format!("redis://127.0.0.1:{port}/{db}"), silent)
+}
+
+#[tokio::test]
+async fn a_redis_that_stops_answering_holds_no_request_past_the_timeout() {
+    let Some(url) = redis_url() else { return };
+    let (proxied, silent) = silenceable_proxy(&url);
+    let errors = Counter::default();
+    let redis = RedisLimiter::new(&proxied, random_prefix(), errors.clone()).unwrap();
+    connected(&redis).await;
+    let limiter = RateLimiter::shared(
+        RateLimits {
+            token: Some(RateLimit {
+                requests_per_minute: 60,
+                burst: 1024,
+            }),
+            ..Default::default()
+        },
+        redis,
+    );
+    let ip: IpAddr = "192.0.2.30".parse().unwrap();
+    assert_eq!(limiter.admit(Endpoint::Token, ip).await, Ok(()));
+    silent.store(true, Ordering::SeqCst);
+    // Many at once: one reserves for the lease, the others wait for it; all are admitted
+    // within the bound, and each is counted as failing open.
+    for round in 1..=3 {
+        let start = Instant::now();
+        let verdicts =
+            futures::future::join_all((0..40).map(|_| limiter.admit(Endpoint::Token, ip))).await;
+        assert!(verdicts.iter().all(Result::is_ok), "{verdicts:?}");
+        let took = start.elapsed();
+        assert!(took < REDIS_TIMEOUT * 2, "{took:?}");
+        assert_eq!(errors.get(), 40 * round);
+    }
 }
 
 struct Server {

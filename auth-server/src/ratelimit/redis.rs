@@ -1,9 +1,11 @@
-//! Rate-limit buckets shared by every replica through Redis: one atomic script call per request
-//! (GCRA on Redis's own clock, so replicas with skewed clocks still agree), keys prefixed per
+//! Rate-limit buckets shared by every replica through Redis: one atomic script call per request,
+//! or per lease of several requests for a busy address ([`super::lease`]) (GCRA on Redis's own
+//! clock, so replicas with skewed clocks still agree), keys prefixed per
 //! issuer and expiring once the bucket is full again. Every failure — not yet connected, an
 //! error, or no answer within [`REDIS_TIMEOUT`] — admits the request (fail open), counts
 //! `rate_limiter_errors_total` and logs a warning at most every [`WARN_EVERY`].
 
+use super::lease::{Decision, Leases};
 use super::Endpoint;
 use palisade_wire::contract::RateLimit;
 use prometheus_client::metrics::counter::Counter;
@@ -11,7 +13,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Longest a request waits for Redis before it is admitted without it.
 pub const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
@@ -19,21 +21,29 @@ pub const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// GCRA: the key holds the theoretical arrival time (TAT) in microseconds of Redis time.
-/// ARGV[1] is the emission interval in µs (60e6 / requestsPerMinute), ARGV[2] the burst.
-/// Returns 0 when admitted, else the µs to wait.
+/// ARGV[1] is the emission interval in µs (60e6 / requestsPerMinute), ARGV[2] the burst,
+/// ARGV[3] how many requests to reserve (a lease, see [`super::lease`]; 1 without one) and
+/// ARGV[4] how many reserved requests an expired lease gives back. Reserves as many of the
+/// wanted requests as the bucket holds and returns `{reserved, 0}`, or `{0, µs to wait}` when
+/// it holds none.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local capacity = interval * tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) - interval * tonumber(ARGV[4])
 if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - now > capacity then
-  return math.ceil(new_tat - now - capacity)
+local room = math.floor((capacity - (tat - now)) / interval)
+local n = math.min(tonumber(ARGV[3]), room)
+if n < 1 then
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.max(1, math.ceil((tat - now) / 1000)))
+  end
+  return {0, math.ceil(tat + interval - now - capacity)}
 end
+local new_tat = tat + n * interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return 0
+return {n, 0}
 "#;
 
 /// The Redis side of the limiter.
@@ -43,6 +53,7 @@ pub struct RedisLimiter {
     prefix: String,
     errors: Counter,
     last_warn: AtomicU64,
+    leases: Leases<(Endpoint, IpAddr)>,
 }
 
 fn endpoint_key(e: Endpoint) -> &'static str {
@@ -95,6 +106,7 @@ impl RedisLimiter {
             prefix,
             errors,
             last_warn: AtomicU64::new(0),
+            leases: Leases::default(),
         })
     }
 
@@ -120,27 +132,82 @@ impl RedisLimiter {
     }
 
     /// Admits one request from `addr` at `endpoint` under `limit`, or says how many seconds
-    /// to wait.
+    /// to wait: from this replica's lease on the bucket when it holds one, else from Redis.
     pub async fn check(
         &self,
         endpoint: Endpoint,
         addr: IpAddr,
         limit: RateLimit,
     ) -> Result<(), u64> {
+        let bucket = (endpoint, addr);
+        let mut now = Instant::now();
+        // The whole check, waiting for another request's reservation included.
+        let deadline = now + REDIS_TIMEOUT;
+        // `admitted`: from the lease already; `leased`: the reservation is the lease's.
+        let (want, refund, admitted, leased) = loop {
+            match self.leases.decide(bucket, limit.burst, now) {
+                Decision::Admit => return Ok(()),
+                Decision::AdmitAndRefill { want } => break (want, 0, true, true),
+                Decision::Reserve {
+                    want,
+                    refund,
+                    batch,
+                } => break (want, refund, false, batch),
+                Decision::Wait if now >= deadline => {
+                    return self.fail_open("Redis did not answer in time")
+                }
+                Decision::Wait => {
+                    if let Some(answer) = self.leases.answered(bucket, now) {
+                        let _ = tokio::time::timeout_at(deadline.into(), answer).await;
+                    }
+                    now = Instant::now();
+                }
+            }
+        };
+        // Answered (or, if this request goes away first, refused) for the lease's waiters.
+        let reservation = leased.then(|| self.leases.reservation(bucket, now));
+        let answer = self
+            .reserve(endpoint, addr, limit, want, refund, deadline)
+            .await;
+        if let Some(reservation) = reservation {
+            reservation.answer(answer.as_ref().map_or(0, |a| a.0));
+        }
+        match answer {
+            Ok((0, wait)) if !admitted => Err(retry_after_secs(wait)),
+            Ok(_) => Ok(()),
+            Err(why) => self.fail_open(&why),
+        }
+    }
+
+    /// Reserves up to `want` requests in the shared bucket, giving back `refund`, unless that
+    /// takes past `deadline`: the number reserved, and the µs to wait when that is none.
+    async fn reserve(
+        &self,
+        endpoint: Endpoint,
+        addr: IpAddr,
+        limit: RateLimit,
+        want: u32,
+        refund: u32,
+        deadline: Instant,
+    ) -> Result<(u32, u64), String> {
         let Some(conn) = self.conn.get() else {
-            return self.fail_open("not connected to Redis yet");
+            return Err("not connected to Redis yet".into());
         };
         let mut conn = conn.clone();
         // At least 1 µs: a zero interval would make the key expire at once (PX 0 is refused).
         let interval = (60_000_000 / u64::from(limit.requests_per_minute.max(1))).max(1);
         let key = format!("{}rl:{}:{addr}", self.prefix, endpoint_key(endpoint));
         let mut call = self.script.key(key);
-        call.arg(interval).arg(limit.burst.max(1));
-        match tokio::time::timeout(REDIS_TIMEOUT, call.invoke_async::<u64>(&mut conn)).await {
-            Ok(Ok(0)) => Ok(()),
-            Ok(Ok(wait)) => Err(retry_after_secs(wait)),
-            Ok(Err(e)) => self.fail_open(&e.to_string()),
-            Err(_) => self.fail_open("Redis did not answer in time"),
+        call.arg(interval)
+            .arg(limit.burst.max(1))
+            .arg(want)
+            .arg(refund);
+        match tokio::time::timeout_at(deadline.into(), call.invoke_async::<(u32, u64)>(&mut conn))
+            .await
+        {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("Redis did not answer in time".into()),
         }
     }
 
