@@ -216,7 +216,11 @@ fn chart_lints_and_renders_a_restricted_least_privilege_operator() {
         "jobs",
         &["get", "list", "watch", "create", "delete"],
     );
-    expect("", "configmaps", &["get", "create", "patch"]);
+    expect(
+        "",
+        "configmaps",
+        &["get", "list", "watch", "create", "patch"],
+    );
     expect("", "namespaces", &["get"]);
     expect("events.k8s.io", "events", &["create", "patch"]);
     expect("", "pods", &["list"]);

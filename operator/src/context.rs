@@ -51,6 +51,9 @@ pub struct Context {
     /// Values of the OAuthClients' credentials Secrets, by resourceVersion (the Secret cache
     /// holds key names only).
     pub known_credentials: Arc<crate::client::known_credentials::KnownCredentials>,
+    /// The rollout records' resourceVersions as last written or read, so that a cached record
+    /// is used only when it is current.
+    pub record_versions: Arc<crate::provider::record_versions::RecordVersions>,
 }
 
 impl Context {
@@ -77,6 +80,7 @@ impl Context {
             providers: None,
             admin_tokens: Arc::default(),
             known_credentials: Arc::default(),
+            record_versions: Arc::default(),
         }
     }
 

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::Api;
@@ -185,6 +185,10 @@ pub async fn run_auth_providers(ctx: Arc<Context>, scope: Scope, concurrency: u1
         .owns_stream(cached::<Ingress>(&client, &scope, &owned, cache))
         .owns_stream(cached::<NetworkPolicy>(&client, &scope, &owned, cache))
         .owns_stream(cached::<Job>(&client, &scope, &owned, cache))
+        // The rollout records fill a cache and wake nothing: only the operator writes them.
+        .watches_stream(cached::<ConfigMap>(&client, &scope, &owned, cache), |_| {
+            None::<ObjectRef<AuthProvider>>
+        })
         // Every Secret in scope, unfiltered: the operator's own and those the user names
         // (database/Redis URLs, upstream client secrets), which carry no labels of ours. The
         // cache keeps key names, never values (see `trim`).

@@ -15,13 +15,14 @@
 //!   [`outline_foreign_secret`]).
 //! - Service, HorizontalPodAutoscaler, PodDisruptionBudget, Ingress, NetworkPolicy: metadata
 //!   only.
+//! - ConfigMap (the rollout record, a few hundred bytes): whole, as it is read from the cache.
 
 use crate::render::owner::{MANAGED_BY, MANAGED_BY_LABEL};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Container, PodSpec, PodTemplateSpec, Secret, Service, ServiceAccount,
+    ConfigMap, Container, PodSpec, PodTemplateSpec, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -67,6 +68,12 @@ impl Trim for Deployment {
         if let Some(spec) = self.spec.as_mut() {
             trim_pod_template(&mut spec.template);
         }
+    }
+}
+
+impl Trim for ConfigMap {
+    fn trim(&mut self) {
+        self.managed_fields_mut().clear();
     }
 }
 

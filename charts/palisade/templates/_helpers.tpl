@@ -101,10 +101,10 @@ watched namespace.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
-# Rollout record ConfigMap `<provider>-rollout` (server-side apply).
+# Rollout record ConfigMap `<provider>-rollout` (server-side apply; watched as a cache).
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 # Pods of a rollout (restarts, readiness) and of a migration Job (termination message).
 # Never pod logs, never exec.
 - apiGroups: [""]

@@ -6,5 +6,6 @@
 pub mod desired;
 pub mod keys;
 pub mod reconcile;
+pub mod record_versions;
 pub mod rollout;
 pub mod status;

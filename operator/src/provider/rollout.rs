@@ -6,6 +6,7 @@ use super::desired;
 use crate::context::Context;
 use crate::crd::auth_provider::AuthProvider;
 use crate::metrics::OutcomeLabels;
+use crate::owned_cache::Cached;
 use crate::render::deployment::{render_deployment, render_pod_template};
 use crate::render::migration_job::{job_name, migration_key, render_migration_job, MigrationInput};
 use crate::render::owner::Owner;
@@ -15,7 +16,7 @@ use crate::rollout::plan::{
     self, judges_pods, needs_live_template, Desired, JobAction, Migration, Outcome, PlanInput,
     Report, Settings,
 };
-use crate::rollout::record::{parse_record, record_name, render_record};
+use crate::rollout::record::{parse_record, record_name, render_record, RolloutRecord};
 use crate::rollout::revision::{image_of, revision_of};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -24,6 +25,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodTemplateSpec, SecretKeySelec
 use kube::api::{Api, ListParams};
 use kube::runtime::events::EventType;
 use palisade_wire::contract::env;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the rollout step leaves for the status and the requeue.
@@ -36,6 +38,62 @@ pub struct Stepped {
     /// The Deployment as the step judged it (read again if the step changed it), so that the
     /// status and the rollout decision describe the same observation.
     pub deployment: Option<Deployment>,
+}
+
+/// The rollout record: the cached copy when it is the one the operator last wrote or read
+/// (see `record_versions`), else from the API server.
+async fn read_record(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Arc<ConfigMap>>, kube::Error> {
+    let cached = match ctx.applier.cache().get::<ConfigMap>(ns, name) {
+        Cached::Present(cm) => Some(Some(cm)),
+        Cached::Absent => Some(None),
+        Cached::Unknown => None,
+    };
+    if let Some(cm) = cached {
+        let version = cm
+            .as_ref()
+            .and_then(|c| c.metadata.resource_version.as_deref());
+        if ctx.record_versions.trusts(ns, name, version) {
+            return Ok(cm);
+        }
+    }
+    let live = Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await?;
+    let version = live
+        .as_ref()
+        .and_then(|c| c.metadata.resource_version.clone());
+    ctx.record_versions.saw(ns, name, version);
+    Ok(live.map(Arc::new))
+}
+
+/// Writes `record` over `current` (as `read_record` gave it) and remembers its version.
+async fn write_record(
+    ctx: &Context,
+    owner: &Owner,
+    record: &RolloutRecord,
+    current: Option<&ConfigMap>,
+) -> Result<(), kube::Error> {
+    let (ns, name) = (&owner.namespace, record_name(owner));
+    match ctx
+        .applier
+        .apply_over(ns, render_record(owner, record), current)
+        .await
+    {
+        Ok(Some(written)) => {
+            ctx.record_versions
+                .saw(ns, &name, written.metadata.resource_version);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            ctx.record_versions.unsure(ns, &name);
+            Err(e)
+        }
+    }
 }
 
 async fn list_pods(
@@ -95,10 +153,7 @@ pub async fn step(
     );
     let image = image_of(&template).unwrap_or_default().to_string();
 
-    let record_cm = ctx
-        .applier
-        .get::<ConfigMap>(ns, &record_name(owner))
-        .await?;
+    let record_cm = read_record(ctx, ns, &record_name(owner)).await?;
     let record = parse_record(record_cm.as_deref());
     // The cached Deployment is trimmed (see `trim`): enough for the migration key, the
     // revision and the progress; the whole one is read when the step may keep what runs.
@@ -190,9 +245,7 @@ pub async fn step(
 
     // Remember first, then act: a crash in between repeats the step instead of losing it.
     if plan.record != record || record_cm.is_none() {
-        ctx.applier
-            .apply(ns, render_record(owner, &plan.record))
-            .await?;
+        write_record(ctx, owner, &plan.record, record_cm.as_deref()).await?;
     }
     match plan.job {
         Some(JobAction::Create) => {
