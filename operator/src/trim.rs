@@ -15,7 +15,9 @@
 //!   [`outline_foreign_secret`]).
 //! - Service, HorizontalPodAutoscaler, PodDisruptionBudget, Ingress, NetworkPolicy: metadata
 //!   only.
-//! - ConfigMap (the rollout record, a few hundred bytes): whole, as it is read from the cache.
+//! - ConfigMap (the rollout record, which holds the last good pod template): whole, its JSON
+//!   re-serialized without the indentation it is stored with for people (5.6 → 2.6 KB for the
+//!   dev sample's record).
 
 use crate::render::owner::{MANAGED_BY, MANAGED_BY_LABEL};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -74,6 +76,11 @@ impl Trim for Deployment {
 impl Trim for ConfigMap {
     fn trim(&mut self) {
         self.managed_fields_mut().clear();
+        for value in self.data.iter_mut().flat_map(|d| d.values_mut()) {
+            if let Ok(json) = serde_json::from_str::<serde_json::Value>(value) {
+                *value = json.to_string();
+            }
+        }
     }
 }
 
@@ -248,5 +255,39 @@ mod tests {
             trimmed_len * 3 < full_len,
             "trimmed {trimmed_len} of {full_len} bytes"
         );
+    }
+
+    #[test]
+    fn a_cached_rollout_record_reads_the_same_in_less_memory() {
+        use crate::rollout::record::{parse_record, render_record, GoodRevision, RolloutRecord};
+        let template = PodTemplateSpec {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "auth-server".into(),
+                    image: Some("palisade/auth-server:1.0".into()),
+                    args: Some(vec!["serve".into(); 20]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let record = RolloutRecord {
+            last_good: Some(GoodRevision {
+                revision: "abc".into(),
+                image: "palisade/auth-server:1.0".into(),
+                template,
+            }),
+            migrated: vec!["k1".into()],
+            ..Default::default()
+        };
+        let mut cm = render_record(&owner(), &record);
+        let hash = stamp(&mut cm);
+        let full: usize = cm.data.as_ref().unwrap().values().map(String::len).sum();
+        cm.trim();
+        let trimmed: usize = cm.data.as_ref().unwrap().values().map(String::len).sum();
+        assert!(trimmed * 3 < full * 2, "{trimmed} of {full} bytes");
+        assert_eq!(parse_record(Some(&cm)), record);
+        assert!(!needs_apply(Some(&cm), &hash), "the applied hash is kept");
     }
 }
