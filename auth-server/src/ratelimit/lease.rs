@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 /// How long reserved requests may be spent.
 pub const LEASE_TTL: Duration = Duration::from_millis(100);
 /// The most requests one reservation holds.
-pub const MAX_LEASE: u32 = 64;
+pub const MAX_LEASE: u32 = 256;
 /// Buckets with a smaller burst are never leased.
 pub const MIN_BURST_TO_LEASE: u32 = 32;
 /// A reservation not answered within this time no longer blocks the next one.
@@ -276,7 +276,7 @@ mod tests {
         // Topped up each time half of it is spent, doubling up to the cap.
         assert_eq!(wants[..7], [2, 4, 7, 13, 25, 49, 33]);
         assert!(wants[7..].iter().all(|w| *w == 33), "{wants:?}");
-        assert!(held.iter().all(|h| *h <= MAX_LEASE), "{held:?}");
+        assert!(held.iter().all(|h| *h <= lease_cap(BURST)), "{held:?}");
     }
 
     #[test]
@@ -366,7 +366,7 @@ mod tests {
         }
         leases.granted(1, 1, t);
         // The first waiter back finds the lease empty and reserves for everyone, up to the cap.
-        assert_eq!(leases.decide(1, BURST, t), reserve(MAX_LEASE, 0));
+        assert_eq!(leases.decide(1, BURST, t), reserve(lease_cap(BURST), 0));
     }
 
     #[test]
