@@ -54,6 +54,14 @@ async fn connected(limiter: &RedisLimiter) {
     panic!("Redis did not become reachable");
 }
 
+/// A limiter under a fresh key prefix, once it reaches Redis.
+async fn connected_limiter(url: &str) -> (String, RedisLimiter) {
+    let prefix = random_prefix();
+    let limiter = RedisLimiter::new(url, prefix.clone(), Counter::default()).unwrap();
+    connected(&limiter).await;
+    (prefix, limiter)
+}
+
 #[tokio::test]
 async fn two_replicas_share_one_budget() {
     let Some(url) = redis_url() else { return };
@@ -93,9 +101,7 @@ async fn two_replicas_share_one_budget() {
 #[tokio::test]
 async fn bucket_keys_expire_once_the_bucket_is_full_again() {
     let Some(url) = redis_url() else { return };
-    let prefix = random_prefix();
-    let limiter = RedisLimiter::new(&url, prefix.clone(), Counter::default()).unwrap();
-    connected(&limiter).await;
+    let (prefix, limiter) = connected_limiter(&url).await;
     let limit = RateLimit {
         requests_per_minute: 60,
         burst: 2,
@@ -131,10 +137,8 @@ async fn tat_ahead_secs(url: &str, key: &str) -> f64 {
 #[tokio::test]
 async fn a_busy_address_leases_requests_and_gives_back_what_it_did_not_use() {
     let Some(url) = redis_url() else { return };
-    let prefix = random_prefix();
-    let limiter = RedisLimiter::new(&url, prefix.clone(), Counter::default()).unwrap();
-    connected(&limiter).await;
-    // One request per second sustained, a burst of 1024: leases of up to 64.
+    let (prefix, limiter) = connected_limiter(&url).await;
+    // One request per second sustained, a burst of 1024: leases of up to 64 (1024 / 16).
     let limit = RateLimit {
         requests_per_minute: 60,
         burst: 1024,
