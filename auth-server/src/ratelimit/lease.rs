@@ -96,13 +96,12 @@ impl<K: Hash + Eq + Copy> Leases<K> {
     /// Decides one request to bucket `key` whose burst is `burst`, at `now`.
     pub fn decide(&self, key: K, burst: u32, now: Instant) -> Decision {
         let cap = lease_cap(burst);
-        let single = Decision::Reserve {
-            want: 1,
-            refund: 0,
-            batch: false,
-        };
         if cap == 1 {
-            return single;
+            return Decision::Reserve {
+                want: 1,
+                refund: 0,
+                batch: false,
+            };
         }
         let mut map = self.map.lock().expect("lock");
         if map.len() > MAX_ENTRIES {
