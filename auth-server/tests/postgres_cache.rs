@@ -24,14 +24,18 @@ fn reg(secret: &str) -> ClientRegistration {
     }
 }
 
-#[tokio::test]
-async fn changes_are_seen_at_once_locally_and_within_the_ttl_on_other_replicas() {
+/// A fresh, migrated database: its URL, its name, and a connection to the server's default
+/// database to drop it with. None when the test is skipped.
+async fn fresh_database() -> Option<(String, String, sqlx::PgConnection)> {
     let url = match std::env::var("PALISADE_TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,
         _ if std::env::var("PALISADE_REQUIRE_SERVICES").as_deref() == Ok("1") => {
             panic!("PALISADE_REQUIRE_SERVICES=1 but PALISADE_TEST_DATABASE_URL is not set")
         }
-        _ => return eprintln!("skipped: PALISADE_TEST_DATABASE_URL is not set"),
+        _ => {
+            eprintln!("skipped: PALISADE_TEST_DATABASE_URL is not set");
+            return None;
+        }
     };
     let name = format!(
         "palisade_cache_{}",
@@ -43,9 +47,27 @@ async fn changes_are_seen_at_once_locally_and_within_the_ttl_on_other_replicas()
         .await
         .unwrap();
     let db_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    PostgresStore::connect_lazy(&db_url)
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    Some((db_url, name, admin))
+}
 
+async fn drop_database(name: &str, mut admin: sqlx::PgConnection) {
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn changes_are_seen_at_once_locally_and_within_the_ttl_on_other_replicas() {
+    let Some((db_url, name, admin)) = fresh_database().await else {
+        return;
+    };
     let a = PostgresStore::connect_lazy(&db_url).unwrap();
-    a.migrate().await.unwrap();
     let b = PostgresStore::connect_lazy(&db_url).unwrap();
 
     // Both replicas read (and cache) the first registration.
@@ -90,8 +112,80 @@ async fn changes_are_seen_at_once_locally_and_within_the_ttl_on_other_replicas()
     assert_eq!(a.client("cached-app").await.unwrap(), None);
 
     drop((a, b));
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
+    drop_database(&name, admin).await;
+}
+
+/// How many of `db`'s queries that start with `query` wait for a lock now, once the number has
+/// stopped growing (the misses that would queue have had the time to reach the database).
+async fn waiting(watcher: &mut sqlx::PgConnection, db: &str, query: &str) -> i64 {
+    let mut last = 0;
+    for _ in 0..100 {
+        let now: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = $1 AND wait_event_type = 'Lock' AND starts_with(query, $2)",
+        )
+        .bind(db)
+        .bind(query)
+        .fetch_one(&mut *watcher)
         .await
         .unwrap();
+        if now > 0 && now == last {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// When a cached entry is missing (expired under load), concurrent requests for it make one
+/// query and share its answer instead of each taking one of the pool's connections.
+#[tokio::test]
+async fn concurrent_misses_for_one_key_make_one_query() {
+    let Some((db_url, name, admin)) = fresh_database().await else {
+        return;
+    };
+    let store = PostgresStore::connect_lazy(&db_url).unwrap();
+    store.put_client(&reg("one")).await.unwrap();
+    let jti = random_token(16);
+    let mut locker = sqlx::PgConnection::connect(&db_url).await.unwrap();
+    let mut watcher = sqlx::PgConnection::connect(&db_url).await.unwrap();
+
+    // Reads of the clients table wait behind a lock while 40 requests miss the cache.
+    let mut lock = Connection::begin(&mut locker).await.unwrap();
+    sqlx::query("LOCK TABLE clients, revoked_tokens IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let clients: Vec<_> = (0..40)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.client("cached-app").await })
+        })
+        .collect();
+    let revocations: Vec<_> = (0..40)
+        .map(|_| {
+            let (store, jti) = (store.clone(), jti.clone());
+            tokio::spawn(async move { store.is_revoked(&jti).await })
+        })
+        .collect();
+    let client_reads = waiting(&mut watcher, &name, "SELECT registration FROM clients").await;
+    let revocation_reads = waiting(&mut watcher, &name, "SELECT 1 FROM revoked_tokens").await;
+    lock.commit().await.unwrap();
+    assert_eq!(client_reads, 1, "queries for one client read at once");
+    assert_eq!(
+        revocation_reads, 1,
+        "queries for one token's revocation at once"
+    );
+
+    // Every request gets the answer of the one read.
+    for read in clients {
+        assert_eq!(read.await.unwrap().unwrap().as_deref(), Some(&reg("one")));
+    }
+    for read in revocations {
+        assert!(!read.await.unwrap().unwrap());
+    }
+
+    drop((store, locker, watcher));
+    drop_database(&name, admin).await;
 }

@@ -5,7 +5,10 @@
 //! [`CACHE_TTL`]: client registrations (dropped at once on this replica's PUT/DELETE) and
 //! "this `jti` is not revoked" answers (dropped at once on this replica's revocation). Other
 //! replicas see a change within [`CACHE_TTL`]; revoked answers are kept, since a revocation is
-//! final.
+//! final. Concurrent misses for one key make one query: when an entry expires under load, the
+//! requests that find it gone wait for that one read instead of each queueing for one of the
+//! pool's connections (which held up to 25 of 165,000 requests over 50 ms in a 10 s run at
+//! 16,500 tokens/s).
 
 use super::{
     CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
@@ -30,11 +33,11 @@ const CACHE_CAPACITY: u64 = 100_000;
 /// The in-memory caches in front of the database.
 #[derive(Clone)]
 struct Caches {
-    clients: moka::sync::Cache<String, Arc<ClientRegistration>>,
+    clients: moka::future::Cache<String, Arc<ClientRegistration>>,
     /// Bumped by every client write on this replica: a read that began before a write must
     /// not put what it read back into the cache after the write invalidated it.
     client_writes: Arc<AtomicU64>,
-    not_revoked: moka::sync::Cache<String, ()>,
+    not_revoked: moka::future::Cache<String, ()>,
     revoked: moka::sync::Cache<String, ()>,
 }
 
@@ -45,12 +48,36 @@ fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> moka::sync::Cache<S
         .build()
 }
 
+/// A cache whose concurrent misses for one key wait for one read (`try_get_with`).
+fn coalescing_cache<V: Clone + Send + Sync + 'static>(
+    ttl: Duration,
+) -> moka::future::Cache<String, V> {
+    moka::future::Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(ttl)
+        .build()
+}
+
+/// Why a client read left nothing in the cache.
+enum ClientMiss {
+    Unknown,
+    /// A write on this replica began during the read: the answer is returned, not cached.
+    ChangedDuringRead(Arc<ClientRegistration>),
+    Failed(StoreError),
+}
+
+/// Why a revocation read left nothing in the "not revoked" cache.
+enum RevocationMiss {
+    Revoked,
+    Failed(StoreError),
+}
+
 impl Caches {
     fn new() -> Self {
         Caches {
-            clients: cache(CACHE_TTL),
+            clients: coalescing_cache(CACHE_TTL),
             client_writes: Arc::new(AtomicU64::new(0)),
-            not_revoked: cache(CACHE_TTL),
+            not_revoked: coalescing_cache(CACHE_TTL),
             // Final answers: kept until evicted, or for a day (longer than any token lives).
             revoked: cache(Duration::from_secs(86_400)),
         }
@@ -226,6 +253,25 @@ impl PostgresStore {
         }
     }
 
+    /// The registration of `client_id` as stored, past the cache.
+    async fn read_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Arc<ClientRegistration>>, StoreError> {
+        let row = sqlx::query("SELECT registration FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.map(|r| {
+            let json: serde_json::Value = r.try_get("registration").map_err(err)?;
+            serde_json::from_value(json)
+                .map(Arc::new)
+                .map_err(|e| StoreError(e.to_string()))
+        })
+        .transpose()
+    }
+
     /// Applies pending migrations; returns the schema version afterwards.
     pub async fn migrate(&self) -> Result<i64, StoreError> {
         MIGRATOR
@@ -239,28 +285,31 @@ impl PostgresStore {
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRegistration>>, StoreError> {
-        if let Some(reg) = self.caches.clients.get(client_id) {
-            return Ok(Some(reg));
-        }
-        let writes = self.caches.client_writes.load(Ordering::Acquire);
-        let row = sqlx::query("SELECT registration FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(r) => {
-                let json: serde_json::Value = r.try_get("registration").map_err(err)?;
-                let reg: Arc<ClientRegistration> =
-                    Arc::new(serde_json::from_value(json).map_err(|e| StoreError(e.to_string()))?);
-                if self.caches.client_writes.load(Ordering::Acquire) == writes {
-                    self.caches
-                        .clients
-                        .insert(client_id.to_string(), reg.clone());
-                }
-                Ok(Some(reg))
+        let read = async {
+            let writes = self.caches.client_writes.load(Ordering::Acquire);
+            let reg = self
+                .read_client(client_id)
+                .await
+                .map_err(ClientMiss::Failed)?;
+            let reg = reg.ok_or(ClientMiss::Unknown)?;
+            if self.caches.client_writes.load(Ordering::Acquire) == writes {
+                Ok(reg)
+            } else {
+                Err(ClientMiss::ChangedDuringRead(reg))
             }
-            None => Ok(None),
+        };
+        match self
+            .caches
+            .clients
+            .try_get_with_by_ref(client_id, read)
+            .await
+        {
+            Ok(reg) => Ok(Some(reg)),
+            Err(miss) => match &*miss {
+                ClientMiss::Unknown => Ok(None),
+                ClientMiss::ChangedDuringRead(reg) => Ok(Some(reg.clone())),
+                ClientMiss::Failed(e) => Err(StoreError(e.0.clone())),
+            },
         }
     }
 
@@ -277,7 +326,7 @@ impl Store for PostgresStore {
         .await
         .map_err(err)?;
         self.caches.client_writes.fetch_add(1, Ordering::AcqRel);
-        self.caches.clients.invalidate(&reg.client_id);
+        self.caches.clients.invalidate(&reg.client_id).await;
         Ok(())
     }
 
@@ -288,7 +337,7 @@ impl Store for PostgresStore {
             .await
             .map_err(err)?;
         self.caches.client_writes.fetch_add(1, Ordering::AcqRel);
-        self.caches.clients.invalidate(client_id);
+        self.caches.clients.invalidate(client_id).await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -300,7 +349,7 @@ impl Store for PostgresStore {
             .await
             .map_err(err)?;
         self.caches.revoked.insert(jti.to_string(), ());
-        self.caches.not_revoked.invalidate(jti);
+        self.caches.not_revoked.invalidate(jti).await;
         Ok(())
     }
 
@@ -309,21 +358,27 @@ impl Store for PostgresStore {
         if self.caches.revoked.contains_key(jti) {
             return Ok(true);
         }
-        if self.caches.not_revoked.contains_key(jti) {
-            return Ok(false);
-        }
-        let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        let cache = if row.is_some() {
-            &self.caches.revoked
-        } else {
-            &self.caches.not_revoked
+        let read = async {
+            let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+                .bind(jti)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| RevocationMiss::Failed(err(e)))?;
+            match row {
+                Some(_) => Err(RevocationMiss::Revoked),
+                None => Ok(()),
+            }
         };
-        cache.insert(jti.to_string(), ());
-        Ok(row.is_some())
+        match self.caches.not_revoked.try_get_with_by_ref(jti, read).await {
+            Ok(()) => Ok(false),
+            Err(miss) => match &*miss {
+                RevocationMiss::Revoked => {
+                    self.caches.revoked.insert(jti.to_string(), ());
+                    Ok(true)
+                }
+                RevocationMiss::Failed(e) => Err(StoreError(e.0.clone())),
+            },
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
