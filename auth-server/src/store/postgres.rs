@@ -7,8 +7,8 @@
 //! replicas see a change within [`CACHE_TTL`]; revoked answers are kept, since a revocation is
 //! final. Concurrent misses for one key make one query: when an entry expires under load, the
 //! requests that find it gone wait for that one read instead of each queueing for one of the
-//! pool's connections (which held up to 25 of 165,000 requests over 50 ms in a 10 s run at
-//! 16,500 tokens/s).
+//! pool's connections (up to 25 of 165,000 requests took over 50 ms in a 10 s run at 16,500
+//! tokens/s).
 
 use super::{
     CodeGrant, ParkedSignIn, PendingAuthorization, Redeemed, RefreshGrant, Session, Store,
