@@ -61,8 +61,9 @@ fn coalescing_cache<V: Clone + Send + Sync + 'static>(
 /// Why a client read left nothing in the cache.
 enum ClientMiss {
     Unknown,
-    /// A write on this replica began during the read: the answer is returned, not cached.
-    ChangedDuringRead(Arc<ClientRegistration>),
+    /// A write on this replica began during the read, whose answer may predate it: the
+    /// caller reads again (a request that came after the write may have joined the read).
+    ChangedDuringRead,
     Failed(StoreError),
 }
 
@@ -295,7 +296,7 @@ impl Store for PostgresStore {
             if self.caches.client_writes.load(Ordering::Acquire) == writes {
                 Ok(reg)
             } else {
-                Err(ClientMiss::ChangedDuringRead(reg))
+                Err(ClientMiss::ChangedDuringRead)
             }
         };
         match self
@@ -307,7 +308,7 @@ impl Store for PostgresStore {
             Ok(reg) => Ok(Some(reg)),
             Err(miss) => match &*miss {
                 ClientMiss::Unknown => Ok(None),
-                ClientMiss::ChangedDuringRead(reg) => Ok(Some(reg.clone())),
+                ClientMiss::ChangedDuringRead => self.read_client(client_id).await,
                 ClientMiss::Failed(e) => Err(StoreError(e.0.clone())),
             },
         }
