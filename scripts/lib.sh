@@ -28,3 +28,17 @@ phase_end() {
 cluster_env() {
   eval "$("$PALISADE_ROOT/e2e/cluster/env")"
 }
+
+# prune_test_binaries: keeps only the newest build of each test and binary executable in the
+# shared debug target directory. Every change relinks about 30 test executables of some 400 MB
+# each, and Cargo keeps the old ones: without this, the cache grows by about 12 GB per changed
+# build until the disk is full. Executables of one name built for different targets (a crate's
+# library and binary tests) count as one, so the others relink. Libraries are left alone.
+prune_test_binaries() {
+  local deps="$CARGO_TARGET_DIR/debug/deps"
+  [ -d "$deps" ] || return 0
+  find "$deps" -maxdepth 1 -type f -executable ! -name '*.so' -printf '%T@ %f\n' |
+    sort -rn |
+    awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' |
+    while read -r old; do rm -f "$deps/$old"; done
+}
