@@ -151,7 +151,7 @@ async fn concurrent_misses_for_one_key_make_one_query() {
     let mut locker = sqlx::PgConnection::connect(&db_url).await.unwrap();
     let mut watcher = sqlx::PgConnection::connect(&db_url).await.unwrap();
 
-    // Reads of the clients table wait behind a lock while 40 requests miss the cache.
+    // Reads of both tables wait behind a lock while 40 requests per key miss the cache.
     let mut lock = Connection::begin(&mut locker).await.unwrap();
     sqlx::query("LOCK TABLE clients, revoked_tokens IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *lock)
