@@ -75,9 +75,26 @@ peak() {
   record "$server" "$endpoint" "$rps" "$p50" "$p99" "$non2xx"
 }
 
+# Palisade's admin port and token while a Palisade server runs (empty for node): its own
+# latency histogram tells a slow handler from time spent outside it (scheduling, the kernel).
+metrics_url=""
+metrics_token=""
+
+# The server's count of requests to `path` that took at most 5 ms, and of all of them.
+server_counts() { # path
+  curl -sf -H "Authorization: Bearer $metrics_token" "$metrics_url/metrics" |
+    awk -v path="$1" '
+      index($0, "http_request_duration_seconds_bucket{") == 1 && index($0, "endpoint=\"" path "\"") {
+        if (index($0, "le=\"0.005\"")) fast = $NF
+        if (index($0, "le=\"+Inf\"")) all = $NF
+      }
+      END { print fast + 0, all + 0 }'
+}
+
 # oha at a fixed rate, latency measured from each request's scheduled start.
 fixed_rate() {
-  local server=$1 endpoint=$2 url=$3 method=$4 body=$5 auth=$6 rate=$7 args
+  local server=$1 endpoint=$2 url=$3 method=$4 body=$5 auth=$6 rate=$7 args fast0 all0
+  [ -n "$metrics_url" ] && read -r fast0 all0 < <(server_counts "/$endpoint")
   args=(-z "${DURATION}s" -c "$CONNS" -q "$rate" --latency-correction --no-tui --output-format json -m "$method")
   [ -n "$body" ] && args+=(-d "$body" -T application/x-www-form-urlencoded)
   [ -n "$auth" ] && args+=(-H "Authorization: $auth")
@@ -92,6 +109,11 @@ bad = sum(n for c, n in codes.items() if not c.startswith("2")) + sum(errors.val
 p = r["latencyPercentiles"]
 print(round(r["summary"]["requestsPerSec"]), round(p["p50"] * 1000, 3), round(p["p99"] * 1000, 3), bad)' "$out/oha-$server-$endpoint.json")
   echo "  $server $endpoint at ${rate}/s: achieved=$achieved p50_ms=$p50 p99_ms=$p99 non2xx=$bad"
+  if [ -n "$metrics_url" ]; then
+    local fast1 all1
+    read -r fast1 all1 < <(server_counts "/$endpoint")
+    echo "    server-side (its own histogram): $(( (all1 - all0) - (fast1 - fast0) )) of $(( all1 - all0 )) requests over 5 ms"
+  fi
   record "$server" "$endpoint@half" "$achieved" "$p50" "$p99" "$bad"
 }
 
@@ -156,9 +178,12 @@ run_palisade() { # memory|pg
   pid=$!
   pgids+=("$pid")
   wait_http "$base/readyz"
+  metrics_url="http://127.0.0.1:$admin"
   if [ "$mode" = memory ]; then
     secret=$(sed -n 's/.*client_secret=//p' "$out/palisade-$mode.log")
+    metrics_token=$(sed -n 's/^admin token: //p' "$out/palisade-$mode.log")
   else
+    metrics_token=$(cat "$out/internal/admin-token")
     secret=$bench_secret
     local hash
     hash=$(python3 -c 'import base64,hashlib,sys; print("sha256:" + base64.urlsafe_b64encode(hashlib.sha256(sys.argv[1].encode()).digest()).decode().rstrip("="))' "$secret")
@@ -171,6 +196,7 @@ run_palisade() { # memory|pg
   check_active "$base" /introspect "$token"
   load "palisade-$mode" "$base" /token /introspect "$token" "$pid"
   stop_group "$pid"
+  metrics_url=""
 }
 
 run_node() {
