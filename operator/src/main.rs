@@ -140,7 +140,11 @@ async fn counting_client(metrics: Metrics) -> anyhow::Result<kube::Client> {
     let config = kube::Config::infer().await?;
     let count =
         tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
-            metrics.count_request(request.method().as_str(), request.uri().query());
+            metrics.count_request(
+                request.method().as_str(),
+                request.uri().path(),
+                request.uri().query(),
+            );
             request
         });
     Ok(kube::client::ClientBuilder::try_from(config)?

@@ -33,8 +33,12 @@ pub struct WriteLabels {
 /// Labels of any request to the API server.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The HTTP method, or `WATCH` for a watch (a long-lived GET).
+    /// The HTTP method; a GET is `LIST` when it reads a collection and `WATCH` when it watches
+    /// one (the API server's own verbs).
     pub method: String,
+    /// The resource, with its subresource (`pods`, `authproviders/status`, ...); `discovery`
+    /// for the API server's discovery and version paths.
+    pub resource: String,
 }
 
 /// Labels of a rollout outcome.
@@ -51,7 +55,7 @@ pub struct Metrics {
     pub reconcile_duration: Family<ControllerLabels, Histogram>,
     /// Every create/update/patch/delete request sent to the API server, by kind and verb.
     pub writes: Family<WriteLabels, Counter>,
-    /// Every request sent to the API server (reads, watches and writes), by method.
+    /// Every request sent to the API server (reads, watches and writes), by method and resource.
     pub api_requests: Family<RequestLabels, Counter>,
     pub key_rotations: Counter,
     pub seconds_until_next_rotation:
@@ -132,7 +136,7 @@ impl Metrics {
         );
         r.register(
             "api_requests",
-            "Requests sent to the Kubernetes API server (reads, watches and writes), by method",
+            "Requests sent to the Kubernetes API server (reads, watches and writes), by method and resource",
             self.api_requests.clone(),
         );
         r.register(
@@ -197,16 +201,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one request to the API server; watches (`watch=true`) are counted apart from
-    /// other GETs.
-    pub fn count_request(&self, method: &str, query: Option<&str>) {
-        let watch =
-            query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
-        let method = if watch { "WATCH" } else { method };
+    /// Counts one request to the API server, by [`request_labels`].
+    pub fn count_request(&self, method: &str, path: &str, query: Option<&str>) {
         self.api_requests
-            .get_or_create(&RequestLabels {
-                method: method.to_string(),
-            })
+            .get_or_create(&request_labels(method, path, query))
             .inc();
     }
 
@@ -249,6 +247,44 @@ impl Drop for ReconcileTimer {
             .reconcile_duration
             .get_or_create(&self.labels)
             .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// What a request to the API server does to which resource: the method (a GET that reads a
+/// collection is `LIST`, one with `watch=true` is `WATCH`) and the resource named in the path
+/// (`/api/v1/namespaces/ns/pods` is `pods`, `.../authproviders/p/status` is
+/// `authproviders/status`).
+pub fn request_labels(method: &str, path: &str, query: Option<&str>) -> RequestLabels {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // After `/api/v1` or `/apis/<group>/<version>`: [namespaces/<ns>/]<resource>[/<name>[/<sub>]]
+    let rest: &[&str] = match parts.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => &[],
+    };
+    let rest = match rest {
+        ["namespaces", _ns, resource, tail @ ..] => {
+            let mut r = vec![*resource];
+            r.extend_from_slice(tail);
+            r
+        }
+        other => other.to_vec(),
+    };
+    let (resource, named) = match rest.as_slice() {
+        [] => ("discovery".to_string(), true),
+        [resource] => (resource.to_string(), false),
+        [resource, _name] => (resource.to_string(), true),
+        [resource, _name, sub, ..] => (format!("{resource}/{sub}"), true),
+    };
+    let watch = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let method = match method {
+        "GET" if watch => "WATCH",
+        "GET" if !named => "LIST",
+        m => m,
+    };
+    RequestLabels {
+        method: method.to_string(),
+        resource,
     }
 }
 
@@ -303,20 +339,41 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_counted_by_method_with_watches_apart() {
+    fn requests_are_counted_by_verb_and_resource() {
         let metrics = Metrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        metrics.count_request("GET", None);
-        metrics.count_request("GET", Some("labelSelector=a&watch=true&resourceVersion=1"));
-        metrics.count_request("GET", Some("watchy=true"));
-        metrics.count_request("PATCH", Some("fieldManager=palisade"));
+        let pods = "/api/v1/namespaces/team/pods";
+        metrics.count_request("GET", "/api/v1/namespaces/team/secrets/s", None);
+        metrics.count_request(
+            "GET",
+            "/api/v1/namespaces/team/secrets/t",
+            Some("watchy=true"),
+        );
+        metrics.count_request(
+            "GET",
+            pods,
+            Some("labelSelector=a&watch=true&resourceVersion=1"),
+        );
+        metrics.count_request("GET", pods, Some("labelSelector=a"));
+        metrics.count_request(
+            "PATCH",
+            "/apis/palisade.dev/v1alpha1/namespaces/team/authproviders/p/status",
+            Some("fieldManager=palisade"),
+        );
+        metrics.count_request("GET", "/apis/apps/v1/deployments", Some("watch=1"));
+        metrics.count_request("GET", "/apis", None);
+        metrics.count_request("DELETE", "/api/v1/namespaces/team", None);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
         for line in [
-            r#"palisade_operator_api_requests_total{method="GET"} 2"#,
-            r#"palisade_operator_api_requests_total{method="WATCH"} 1"#,
-            r#"palisade_operator_api_requests_total{method="PATCH"} 1"#,
+            r#"palisade_operator_api_requests_total{method="GET",resource="secrets"} 2"#,
+            r#"palisade_operator_api_requests_total{method="WATCH",resource="pods"} 1"#,
+            r#"palisade_operator_api_requests_total{method="LIST",resource="pods"} 1"#,
+            r#"palisade_operator_api_requests_total{method="PATCH",resource="authproviders/status"} 1"#,
+            r#"palisade_operator_api_requests_total{method="WATCH",resource="deployments"} 1"#,
+            r#"palisade_operator_api_requests_total{method="GET",resource="discovery"} 1"#,
+            r#"palisade_operator_api_requests_total{method="DELETE",resource="namespaces"} 1"#,
         ] {
             assert!(out.contains(line), "{line} missing in {out}");
         }

@@ -2,8 +2,10 @@
 //! At 1,000 providers the full objects were most of the operator's memory (a Deployment's pod
 //! template alone is about 18 KB in memory).
 //!
-//! Every object keeps its metadata (minus managed fields): names, labels, owner references
-//! and the applied-hash annotation that decides whether a write is needed. Beyond that:
+//! Every object keeps its metadata minus managed fields and labels: names, owner references
+//! and the applied-hash annotation that decides whether a write is needed. Labels only select
+//! the objects (the watch asks for the operator's label), and nothing reads them from a copy;
+//! at 1,000 providers they were about 10 MiB of the cache. Beyond that:
 //!
 //! - Deployment: replicas, selector, status, and of the pod template its annotations (the
 //!   revision) and each container's name, image and `DATABASE_URL` (the migration key). A
@@ -64,9 +66,15 @@ pub fn trim_pod_template(template: &mut PodTemplateSpec) {
     });
 }
 
+/// Drops what no reader of a cached copy looks at in any kind: managed fields and labels.
+fn trim_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    meta.labels = None;
+}
+
 impl Trim for Deployment {
     fn trim(&mut self) {
-        self.managed_fields_mut().clear();
+        trim_metadata(&mut self.metadata);
         if let Some(spec) = self.spec.as_mut() {
             trim_pod_template(&mut spec.template);
         }
@@ -75,7 +83,7 @@ impl Trim for Deployment {
 
 impl Trim for ConfigMap {
     fn trim(&mut self) {
-        self.managed_fields_mut().clear();
+        trim_metadata(&mut self.metadata);
         for value in self.data.iter_mut().flat_map(|d| d.values_mut()) {
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(value) {
                 *value = json.to_string();
@@ -86,7 +94,7 @@ impl Trim for ConfigMap {
 
 impl Trim for Job {
     fn trim(&mut self) {
-        self.managed_fields_mut().clear();
+        trim_metadata(&mut self.metadata);
         if let Some(spec) = self.spec.as_mut() {
             spec.template = PodTemplateSpec::default();
         }
@@ -97,7 +105,7 @@ impl Trim for Secret {
     fn trim(&mut self) {
         let ours = self.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY);
         if ours {
-            self.managed_fields_mut().clear();
+            trim_metadata(&mut self.metadata);
             self.data = self.data.take().map(blank_values);
             self.string_data = None;
         } else {
@@ -111,7 +119,7 @@ macro_rules! metadata_only {
     ($($kind:ty => $($field:ident),*);* $(;)?) => {
         $(impl Trim for $kind {
             fn trim(&mut self) {
-                self.managed_fields_mut().clear();
+                trim_metadata(&mut self.metadata);
                 $(self.$field = Default::default();)*
             }
         })*
@@ -202,7 +210,8 @@ mod tests {
         cached.trim();
         assert!(!needs_apply(Some(&cached), &hash), "the hash survives");
         assert_eq!(cached.owner_references(), s.owner_references());
-        assert_eq!(cached.labels(), s.labels());
+        assert!(!s.labels().is_empty());
+        assert!(cached.metadata.labels.is_none(), "labels are not kept");
         assert_eq!(
             cached.data.as_ref().unwrap().keys().collect::<Vec<_>>(),
             s.data.as_ref().unwrap().keys().collect::<Vec<_>>()

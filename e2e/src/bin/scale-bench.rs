@@ -155,6 +155,33 @@ fn sum(text: &str, name: &str, filters: &[&str]) -> f64 {
         + 0.0
 }
 
+/// The `n` largest of the operator's request counts by verb and resource, as "GET secrets 120, ...".
+fn top_requests(text: &str, n: usize) -> String {
+    let mut counts: Vec<(f64, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("palisade_operator_api_requests_total{"))
+        .filter_map(|l| {
+            let (labels, value) = l.split_once("} ")?;
+            let label = |key: &str| {
+                labels
+                    .split(',')
+                    .find_map(|p| p.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'))
+            };
+            Some((
+                value.parse().ok()?,
+                format!("{} {}", label("method")?, label("resource")?),
+            ))
+        })
+        .collect();
+    counts.sort_by(|a, b| b.0.total_cmp(&a.0));
+    counts
+        .iter()
+        .take(n)
+        .map(|(v, what)| format!("{what} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Watches every object of kind `K` (a store kept by a watch, so that following the run
 /// costs the API server only the watch events, not a LIST of thousands every poll).
 fn watched<K>(client: &Client) -> reflector::Store<K>
@@ -399,7 +426,7 @@ async fn main() -> anyhow::Result<()> {
     let (peak_rss, cpu) = operator.usage();
     let metrics = operator.metrics().await;
     let requests = sum(&metrics, "palisade_operator_api_requests_total", &[]);
-    let by_method: Vec<String> = ["GET", "WATCH", "POST", "PUT", "PATCH", "DELETE"]
+    let by_method: Vec<String> = ["GET", "LIST", "WATCH", "POST", "PUT", "PATCH", "DELETE"]
         .iter()
         .map(|m| {
             let n = sum(
@@ -410,6 +437,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{m} {n}")
         })
         .collect();
+    let top_requests = top_requests(&metrics, 8);
     let writes = sum(&metrics, "palisade_operator_api_writes_total", &[])
         - sum(
             &metrics,
@@ -519,6 +547,7 @@ async fn main() -> anyhow::Result<()> {
         requests / objects,
         by_method.join(", ")
     );
+    println!("| operator requests by verb and resource (most first) | {top_requests} |");
     println!("| operator writes (without Events) | {writes} ({:.1} per custom resource); Events {events} |", writes / objects);
     println!(
         "| reconciles | {reconciles} (AuthProvider {provider_reconciles}, OAuthClient {}) |",
