@@ -54,6 +54,9 @@ pub struct Context {
     /// The rollout records' resourceVersions as last written or read, so that a cached record
     /// is used only when it is current.
     pub record_versions: Arc<crate::provider::record_versions::RecordVersions>,
+    /// The key step's answers by key Secret version, so that a reconcile with nothing to
+    /// rotate does not read the Secret.
+    pub settled_keys: Arc<crate::provider::settled_keys::SettledKeys>,
 }
 
 impl Context {
@@ -81,6 +84,7 @@ impl Context {
             admin_tokens: Arc::default(),
             known_credentials: Arc::default(),
             record_versions: Arc::default(),
+            settled_keys: Arc::default(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! Applies the rotation schedule (`crate::keys::schedule`) to Secret `x-signing-keys`: creates
 //! it once, rewrites it only when the key set changes, and handles emergency rotation requests.
 
+use super::settled_keys::{Settled, SettledKeys};
 use crate::apply::Applier;
 use crate::keys::schedule::{plan, Policy};
+use crate::owned_cache::Cached;
 use crate::render::owner::Owner;
 use crate::render::secrets::{
     key_set_from_secret, render_signing_keys_secret, signing_keys_secret_name,
@@ -10,6 +12,7 @@ use crate::render::secrets::{
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::ResourceExt;
 use palisade_wire::keyset::{GeneratedKey, KeySet};
 
 /// Annotation on the AuthProvider asking for an emergency rotation; each new value triggers
@@ -64,17 +67,54 @@ fn with_handled(mut secret: Secret, handled: Option<&str>) -> Secret {
     secret
 }
 
-/// Ensures the key Secret holds the set the schedule wants at `now`.
+/// Ensures the key Secret holds the set the schedule wants at `now`. Reads the Secret from
+/// the API server unless `settled` holds the answer for the cached copy's version.
 pub async fn ensure_keys(
     applier: &Applier,
+    settled: &SettledKeys,
     owner: &Owner,
     policy: &Policy,
     rotate_request: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<KeysOutcome, KeysError> {
     let name = signing_keys_secret_name(owner);
+    let ns = &owner.namespace;
+    if let Cached::Present(cached) = applier.cache().get::<Secret>(ns, &name) {
+        let handled = cached
+            .annotations()
+            .get(ROTATE_HANDLED_ANNOTATION)
+            .map(String::as_str);
+        let emergency = emergency_requested(rotate_request, handled);
+        let version = cached.resource_version();
+        if let Some(outcome) = settled.recall(ns, &name, version.as_deref(), policy, emergency, now)
+        {
+            return Ok(outcome);
+        }
+    }
+    let outcome = decide_keys(applier, owner, &name, policy, rotate_request, now).await;
+    // An answer that wrote nothing holds for the version read until the set's next instant.
+    let kept = match &outcome {
+        Ok((k, Some(version))) if !k.written => Some(Settled::new(version.clone(), *policy, k)),
+        _ => None,
+    };
+    settled.keep(ns, &name, kept);
+    outcome.map(|(k, _)| k)
+}
+
+/// The key step on the Secret as the API server has it, with the resourceVersion it read
+/// (`None`: there was no Secret).
+async fn decide_keys(
+    applier: &Applier,
+    owner: &Owner,
+    name: &str,
+    policy: &Policy,
+    rotate_request: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(KeysOutcome, Option<String>), KeysError> {
+    let name = name.to_string();
     let api: Api<Secret> = Api::namespaced(applier.client().clone(), &owner.namespace);
     let live = api.get_opt(&name).await?;
+    let read_version = live.as_ref().and_then(|l| l.resource_version());
     let mut gen = generator();
     let (keys, written, emergency) = match live {
         None => {
@@ -126,7 +166,7 @@ pub async fn ensure_keys(
     let active = keys
         .signing_key(now)
         .ok_or_else(|| KeysError::Invalid(name.clone(), "no key can sign now".into()))?;
-    Ok(KeysOutcome {
+    let outcome = KeysOutcome {
         active_kid: active.kid.clone(),
         until: active.retire_at,
         active_since: active.activate_at,
@@ -134,7 +174,8 @@ pub async fn ensure_keys(
         next_wake: keys.next_change_after(now).unwrap_or(active.retire_at),
         written,
         emergency,
-    })
+    };
+    Ok((outcome, read_version))
 }
 
 fn read(secret: &Secret, name: &str) -> Result<KeySet, KeysError> {

@@ -1,6 +1,6 @@
 //! The AuthProvider controller: `reconcile.rs` holds the steps, `desired.rs` reduces the spec
 //! to render inputs (pure), `status.rs` decides conditions (pure), `keys.rs` applies the
-//! rotation schedule to the signing-key Secret, `rollout.rs` runs one rollout step (migration
+//! rotation schedule to the signing-key Secret (`settled_keys.rs`: when it need not read it), `rollout.rs` runs one rollout step (migration
 //! Job, pod template, rollback).
 
 pub mod desired;
@@ -8,4 +8,5 @@ pub mod keys;
 pub mod reconcile;
 pub mod record_versions;
 pub mod rollout;
+pub mod settled_keys;
 pub mod status;

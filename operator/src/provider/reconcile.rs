@@ -105,7 +105,16 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
         .await?;
     let rotate_request = ap.annotations().get(ROTATE_ANNOTATION).map(String::as_str);
     let policy = desired::key_policy(spec);
-    let keys = match ensure_keys(applier, &owner, &policy, rotate_request, now).await {
+    let keys = match ensure_keys(
+        applier,
+        &ctx.settled_keys,
+        &owner,
+        &policy,
+        rotate_request,
+        now,
+    )
+    .await
+    {
         Err(KeysError::Kube(e)) => return Err(e.into()),
         other => other,
     };
