@@ -8,8 +8,8 @@
 //! Secret is still at that version.
 //!
 //! Only the answer is kept (the signer's kid and instants), never the keys. Entries of deleted
-//! providers stay (about a hundred bytes each); a provider created again under the same name
-//! has a new Secret with another resourceVersion, which does not match.
+//! providers stay (a few hundred bytes each); a provider created again under the same name has
+//! a new Secret with another resourceVersion, which does not match.
 
 use super::keys::KeysOutcome;
 use crate::keys::schedule::Policy;
