@@ -437,7 +437,7 @@ async fn main() -> anyhow::Result<()> {
             format!("{m} {n}")
         })
         .collect();
-    let top_requests = top_requests(&metrics, 8);
+    let run_top_requests = top_requests(&metrics, 8);
     let writes = sum(&metrics, "palisade_operator_api_writes_total", &[])
         - sum(
             &metrics,
@@ -490,9 +490,9 @@ async fn main() -> anyhow::Result<()> {
         - restarted
             .sum("palisade_operator_api_writes_total", &["kind=\"Event\""])
             .await;
-    let resync_requests = restarted
-        .sum("palisade_operator_api_requests_total", &[])
-        .await;
+    let resync_metrics = restarted.metrics().await;
+    let resync_requests = sum(&resync_metrics, "palisade_operator_api_requests_total", &[]);
+    let resync_top_requests = top_requests(&resync_metrics, 6);
     let (resync_rss, resync_cpu) = restarted.usage();
     // The restarted operator stays up until the cleanup is done: deleting an OAuthClient waits
     // for its finalizer.
@@ -547,7 +547,7 @@ async fn main() -> anyhow::Result<()> {
         requests / objects,
         by_method.join(", ")
     );
-    println!("| operator requests by verb and resource (most first) | {top_requests} |");
+    println!("| operator requests by verb and resource (most first) | {run_top_requests} |");
     println!("| operator writes (without Events) | {writes} ({:.1} per custom resource); Events {events} |", writes / objects);
     println!(
         "| reconciles | {reconciles} (AuthProvider {provider_reconciles}, OAuthClient {}) |",
@@ -560,6 +560,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| operator peak RSS (target < 100 MiB) | {peak_rss:.1} MiB |");
     println!("| operator CPU time | {cpu:.1} s |");
     println!("| full resync by a restarted operator, nothing changed | {:.1} s, {resync_requests} requests, **{resync_writes} writes** (target 0), peak RSS {resync_rss:.1} MiB, CPU {resync_cpu:.1} s |", resynced.as_secs_f64());
+    println!("| full resync: requests by verb and resource (most first) | {resync_top_requests} |");
     println!();
     eprintln!("operator logs in {}", logs.display());
 
