@@ -141,6 +141,21 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         // kubectl, not the async client: Drop may run while the test's runtime is unwinding.
         let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+        // The namespace waits for its OAuthClients' finalizer, which only an operator removes,
+        // and the test's operator is usually gone by now: release them, as docs/operations.md
+        // ("Uninstall") tells a user to, so that no namespace stays Terminating.
+        let clients = kubectl(&["get", "oauthclients", "-n", &self.name, "-o", "name"]);
+        for client in String::from_utf8_lossy(&clients.stdout).lines() {
+            let _ = kubectl(&[
+                "patch",
+                client,
+                "-n",
+                &self.name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
     }
 }
 
