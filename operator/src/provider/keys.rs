@@ -28,7 +28,7 @@ pub fn emergency_requested(requested: Option<&str>, handled: Option<&str>) -> bo
 }
 
 /// Result of the key step.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct KeysOutcome {
     pub active_kid: String,
     /// When the active key stops signing.

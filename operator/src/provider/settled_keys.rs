@@ -17,15 +17,12 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The key step's answer for one version of a key Secret, valid until `next_wake`.
-#[derive(Clone, Debug, PartialEq)]
+/// The key step's answer for one version of a key Secret, valid until its `next_wake`.
+#[derive(Clone, Debug)]
 pub struct Settled {
     resource_version: String,
     policy: Policy,
-    active_kid: String,
-    until: DateTime<Utc>,
-    active_since: DateTime<Utc>,
-    next_wake: DateTime<Utc>,
+    outcome: KeysOutcome,
 }
 
 impl Settled {
@@ -34,10 +31,7 @@ impl Settled {
         Settled {
             resource_version,
             policy,
-            active_kid: outcome.active_kid.clone(),
-            until: outcome.until,
-            active_since: outcome.active_since,
-            next_wake: outcome.next_wake,
+            outcome: outcome.clone(),
         }
     }
 
@@ -53,15 +47,8 @@ impl Settled {
         let holds = !emergency
             && cached_version == Some(self.resource_version.as_str())
             && *policy == self.policy
-            && now < self.next_wake;
-        holds.then(|| KeysOutcome {
-            active_kid: self.active_kid.clone(),
-            until: self.until,
-            next_wake: self.next_wake,
-            written: false,
-            emergency: false,
-            active_since: self.active_since,
-        })
+            && now < self.outcome.next_wake;
+        holds.then(|| self.outcome.clone())
     }
 }
 
