@@ -42,9 +42,11 @@ pub fn presented(
 ) -> Result<Presented, OAuthError> {
     if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
         let value = value.to_str().map_err(|_| OAuthError::InvalidClient)?;
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
         let Some(encoded) = value
-            .strip_prefix("Basic ")
-            .or_else(|| value.strip_prefix("basic "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, encoded)| encoded)
         else {
             return Err(OAuthError::InvalidClient);
         };
@@ -157,6 +159,32 @@ mod tests {
         );
         let wrong = presented(&basic("app", "nope"), None, None).unwrap();
         assert!(verify(&reg(TokenEndpointAuthMethod::ClientSecretBasic), &wrong).is_err());
+    }
+
+    #[test]
+    fn the_basic_scheme_name_is_case_insensitive() {
+        let encoded = STANDARD.encode("app:s3cret");
+        for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "authorization",
+                format!("{scheme} {encoded}").parse().unwrap(),
+            );
+            let p = presented(&h, None, None).unwrap();
+            assert_eq!(
+                (p.client_id.as_str(), p.secret.as_deref()),
+                ("app", Some("s3cret"))
+            );
+        }
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            format!("Bearer {encoded}").parse().unwrap(),
+        );
+        assert!(matches!(
+            presented(&h, None, None),
+            Err(OAuthError::InvalidClient)
+        ));
     }
 
     #[test]

@@ -37,9 +37,14 @@ pub enum OAuthError {
     /// Storage or another dependency is down: 503, retry later.
     #[error("the service is temporarily unavailable")]
     TemporarilyUnavailable,
-    /// Bearer token missing or wrong on the admin API.
+    /// Bearer token wrong (or, on the admin API, missing): 401 with
+    /// `WWW-Authenticate: Bearer error="invalid_token"`.
     #[error("unauthorized")]
     Unauthorized,
+    /// No access token at all at a protected resource: 401 with a `WWW-Authenticate` challenge
+    /// that carries no error code (RFC 6750 §3.1).
+    #[error("an access token is required")]
+    NoToken,
     #[error("not found")]
     NotFound,
     /// A rate limit refused the request: 429 with `Retry-After` (seconds).
@@ -98,7 +103,7 @@ impl OAuthError {
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
-            OAuthError::Unauthorized => "invalid_token",
+            OAuthError::Unauthorized | OAuthError::NoToken => "invalid_token",
             OAuthError::NotFound => "not_found",
             OAuthError::TooManyRequests(_) => "too_many_requests",
             OAuthError::InsufficientScope(_) => "insufficient_scope",
@@ -107,7 +112,9 @@ impl OAuthError {
 
     fn status(&self) -> StatusCode {
         match self {
-            OAuthError::InvalidClient | OAuthError::Unauthorized => StatusCode::UNAUTHORIZED,
+            OAuthError::InvalidClient | OAuthError::Unauthorized | OAuthError::NoToken => {
+                StatusCode::UNAUTHORIZED
+            }
             OAuthError::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             OAuthError::NotFound => StatusCode::NOT_FOUND,
             OAuthError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -115,6 +122,18 @@ impl OAuthError {
             _ => StatusCode::BAD_REQUEST,
         }
     }
+}
+
+/// `text` made fit for `error_description`, which may hold only printable ASCII other than `"`
+/// and `\` (RFC 6749 §4.1.2.1 and §5.2). Descriptions quote what a caller sent (a scope, a
+/// prompt value, a parameter name), so each character outside that set becomes `?`.
+pub fn description_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 impl From<crate::store::StoreError> for OAuthError {
@@ -128,7 +147,7 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: self.code().to_string(),
-            error_description: self.to_string(),
+            error_description: description_text(&self.to_string()),
         };
         let mut resp = (self.status(), Json(body)).into_response();
         let headers = resp.headers_mut();
@@ -144,6 +163,12 @@ impl IntoResponse for OAuthError {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            OAuthError::NoToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"palisade\""),
                 );
             }
             OAuthError::InsufficientScope(_) => {
@@ -173,6 +198,46 @@ mod tests {
         let resp = OAuthError::InvalidClient.into_response();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn descriptions_hold_only_the_characters_rfc_6749_allows() {
+        assert_eq!(
+            description_text("unknown scope \"é\\x\"\n"),
+            "unknown scope ???x??"
+        );
+        assert_eq!(
+            description_text("missing parameter code"),
+            "missing parameter code"
+        );
+        let resp =
+            OAuthError::InvalidScope("scope \u{7f}\"x\" is not allowed".into()).into_response();
+        let body = futures_body(resp);
+        assert!(
+            body.contains(r#""error_description":"scope ??x? is not allowed""#),
+            "{body}"
+        );
+    }
+
+    fn futures_body(resp: Response) -> String {
+        let bytes =
+            futures::executor::block_on(axum::body::to_bytes(resp.into_body(), 4096)).unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_request_without_a_token_gets_a_challenge_without_an_error_code() {
+        let resp = OAuthError::NoToken.into_response();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            resp.headers()[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"palisade\""
+        );
+        let resp = OAuthError::Unauthorized.into_response();
+        assert_eq!(
+            resp.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod mfa;
 pub mod openapi;
 pub mod passwords;
 pub mod ratelimit;
+pub mod revocation;
 pub mod sessions;
 pub mod state;
 pub mod store;
@@ -184,7 +185,7 @@ pub fn public_router(state: AppState) -> Router {
         .route(
             "/userinfo",
             get(endpoints::userinfo::userinfo)
-                .post(endpoints::userinfo::userinfo)
+                .post(endpoints::userinfo::userinfo_post)
                 .route_layer(middleware::from_fn_with_state(
                     (state.clone(), Endpoint::Userinfo),
                     rate_limited,

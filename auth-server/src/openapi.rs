@@ -44,6 +44,7 @@ answer errors they must not redirect with an HTML page.",
         endpoints::upstream::callback,
         endpoints::token::token,
         endpoints::userinfo::userinfo,
+        endpoints::userinfo::userinfo_post,
         endpoints::introspect::introspect,
         endpoints::revoke::revoke,
         endpoints::end_session::end_session_get,
@@ -175,22 +176,13 @@ impl Modify for Shared {
         for (path, item) in doc.paths.paths.iter_mut() {
             let limited = rate_limited(path).is_some();
             let page = browser_page(path);
-            let both = item.get.is_some() && item.post.is_some();
-            for (method, op) in [
-                ("get", &mut item.get),
-                ("put", &mut item.put),
-                ("post", &mut item.post),
-                ("delete", &mut item.delete),
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
             ] {
                 let Some(op) = op.as_mut() else { continue };
-                // One handler for GET and POST (userinfo) gets one id per method.
-                if both && method == "post" {
-                    if let Some(id) = &mut op.operation_id {
-                        if !id.ends_with("_post") {
-                            id.push_str("_post");
-                        }
-                    }
-                }
                 shared_responses(op, limited, page);
             }
         }

@@ -88,6 +88,10 @@ pub struct AccessClaims {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
+    /// A user's token: the grant (refresh-token family) it was issued under, so that revoking
+    /// the grant revokes it too ([`crate::revocation`]). Absent for client_credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
 }
 
 impl AccessClaims {
@@ -109,13 +113,15 @@ impl AccessClaims {
             jti: new_jti(),
             client_id: client_id.to_string(),
             scope,
+            grant_id: None,
         }
     }
 }
 
 impl AccessClaims {
     /// Claims for a user's token obtained by `client_id` (audience: this issuer, whose
-    /// `/userinfo` accepts it), with a `jti` chosen by the caller.
+    /// `/userinfo` accepts it), with a `jti` chosen by the caller; add the grant with
+    /// [`AccessClaims::under_grant`].
     pub fn for_user(
         issuer: &str,
         client_id: &str,
@@ -134,6 +140,15 @@ impl AccessClaims {
             jti,
             client_id: client_id.to_string(),
             scope,
+            grant_id: None,
+        }
+    }
+
+    /// These claims, issued under the grant (refresh-token family) `grant_id`.
+    pub fn under_grant(self, grant_id: &str) -> Self {
+        AccessClaims {
+            grant_id: Some(grant_id.to_string()),
+            ..self
         }
     }
 }

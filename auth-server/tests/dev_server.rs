@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 
 struct Server {
     child: Child,
+    /// Where the server's log goes, shown when it does not become ready.
+    log: std::path::PathBuf,
     base: String,
     admin: String,
     admin_token: String,
@@ -18,19 +20,23 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two distinct free ports: both listeners are held until both are chosen.
+fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, b) = (bind(), bind());
+    (
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    )
 }
 
 fn start(rate_limits: &str) -> Server {
-    let (public, admin) = (free_port(), free_port());
+    let (public, admin) = free_ports();
+    let log = std::env::temp_dir().join(format!("palisade-dev-server-{public}.log"));
     let base = format!("http://127.0.0.1:{public}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_palisade-auth-server"))
         .env_clear()
@@ -39,7 +45,7 @@ fn start(rate_limits: &str) -> Server {
         .env("PALISADE_ADMIN_ADDR", format!("127.0.0.1:{admin}"))
         .env("PALISADE_RATE_LIMITS", rate_limits)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("auth-server starts");
     // Drain stdout for the server's whole life: a closed pipe would fail its later prints.
@@ -64,6 +70,7 @@ fn start(rate_limits: &str) -> Server {
         .expect("admin token printed");
     Server {
         child,
+        log,
         base,
         admin: format!("http://127.0.0.1:{admin}"),
         admin_token,
@@ -72,23 +79,33 @@ fn start(rate_limits: &str) -> Server {
     }
 }
 
-async fn wait_ready(base: &str) {
-    for _ in 0..400 {
-        if reqwest::get(format!("{base}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
+impl Server {
+    /// Waits until `/readyz` answers 200; otherwise fails with the server's exit status and log.
+    async fn wait_ready(&mut self) {
+        for _ in 0..400 {
+            if reqwest::get(format!("{}/readyz", self.base))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited ({status}): {}", self.log_text());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        panic!("not ready after 20 s: {}", self.log_text());
     }
-    panic!("not ready");
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 #[tokio::test]
 async fn dev_issuer_issues_introspects_revokes_and_limits() {
-    let s = start(r#"{"token":{"requestsPerMinute":60,"burst":5}}"#);
-    wait_ready(&s.base).await;
+    let mut s = start(r#"{"token":{"requestsPerMinute":60,"burst":5}}"#);
+    s.wait_ready().await;
     let http = reqwest::Client::new();
 
     let discovery: serde_json::Value = http
@@ -186,8 +203,8 @@ async fn dev_issuer_issues_introspects_revokes_and_limits() {
 /// (redirect URI http://127.0.0.1:8765/callback, no PKCE needed for a confidential client).
 #[tokio::test]
 async fn dev_client_and_dev_user_do_the_code_flow() {
-    let s = start("{}");
-    wait_ready(&s.base).await;
+    let mut s = start("{}");
+    s.wait_ready().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -263,10 +280,10 @@ async fn dev_client_and_dev_user_do_the_code_flow() {
 /// `/authorize`, `/login` (sharing the authorize bucket) and `/userinfo` are rate limited.
 #[tokio::test]
 async fn authorize_login_and_userinfo_are_rate_limited() {
-    let s = start(
+    let mut s = start(
         r#"{"authorize":{"requestsPerMinute":1,"burst":2},"userinfo":{"requestsPerMinute":1,"burst":2}}"#,
     );
-    wait_ready(&s.base).await;
+    s.wait_ready().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -296,7 +313,7 @@ async fn authorize_login_and_userinfo_are_rate_limited() {
 #[tokio::test]
 async fn sigterm_stops_the_server_gracefully() {
     let mut server = start("{}");
-    wait_ready(&server.base).await;
+    server.wait_ready().await;
     let killed = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()
@@ -336,8 +353,8 @@ async fn authorize_statuses(base: &str, forwarded: &[&str]) -> Vec<u16> {
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
     let limit = r#""authorize":{"requestsPerMinute":1,"burst":1}"#;
     // The test client (127.0.0.1) plays the ingress controller.
-    let s = start(&format!(r#"{{{limit},"trustedProxies":["127.0.0.0/8"]}}"#));
-    wait_ready(&s.base).await;
+    let mut s = start(&format!(r#"{{{limit},"trustedProxies":["127.0.0.0/8"]}}"#));
+    s.wait_ready().await;
     assert_eq!(
         authorize_statuses(
             &s.base,
@@ -348,8 +365,8 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
         "two clients, one request each; a spoofed hop left of the real one changes nothing"
     );
     // Without trusted proxies the header is ignored: everyone is 127.0.0.1.
-    let s = start(&format!("{{{limit}}}"));
-    wait_ready(&s.base).await;
+    let mut s = start(&format!("{{{limit}}}"));
+    s.wait_ready().await;
     assert_eq!(
         authorize_statuses(&s.base, &["198.51.100.1", "198.51.100.2"]).await,
         [400, 429]
@@ -362,8 +379,8 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
 /// mimalloc's: 131 MiB after these 16).
 #[tokio::test]
 async fn password_hashes_give_their_memory_back() {
-    let s = start("{}");
-    wait_ready(&s.base).await;
+    let mut s = start("{}");
+    s.wait_ready().await;
     let http = reqwest::Client::new();
     let puts = (0..16).map(|i| {
         http.put(format!("{}/admin/users/user{i}", s.admin))

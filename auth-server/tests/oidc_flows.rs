@@ -570,6 +570,36 @@ async fn revoked_tokens_are_inactive_everywhere(srv: Srv) {
     assert_eq!(post.status(), 200, "userinfo answers POST too");
     let claims: serde_json::Value = post.json().await.unwrap();
     assert_eq!(claims["preferred_username"], user.as_str());
+    // A POST may carry the token in its form body instead (RFC 6750 §2.2), never in both.
+    let in_body = srv
+        .http
+        .post(srv.url("/userinfo"))
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_body.status(), 200, "access_token in the form body");
+    let in_body: serde_json::Value = in_body.json().await.unwrap();
+    assert_eq!(in_body["sub"], claims["sub"]);
+    let both = srv
+        .http
+        .post(srv.url("/userinfo"))
+        .bearer_auth(access)
+        .form(&[("access_token", access)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(both.status(), 400);
+    let both: serde_json::Value = both.json().await.unwrap();
+    assert_eq!(both["error"], "invalid_request");
+    let nothing = srv
+        .http
+        .post(srv.url("/userinfo"))
+        .form(&[("other", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nothing.status(), 401);
     let revoke = |token: String| {
         let srv = &srv;
         let client = &client;
@@ -596,11 +626,41 @@ async fn revoked_tokens_are_inactive_everywhere(srv: Srv) {
         "Bearer error=\"invalid_token\""
     );
     assert_eq!(userinfo("not-a-token".into()).await.status(), 401);
-    // Revoking a refresh token revokes its family.
-    let refresh_token = t["refresh_token"].as_str().unwrap();
+    // Without any token, the challenge names no error (RFC 6750 §3.1).
+    let resp = srv.http.get(srv.url("/userinfo")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"palisade\""
+    );
+    // Revoking a refresh token revokes its whole grant: the refresh tokens and every access
+    // token minted under it (RFC 7009 §2.1), here one from the code and one from a refresh.
+    let t = tokens_for(&srv, &client, &user).await;
+    let from_code = t["access_token"].as_str().unwrap().to_string();
+    let (status, refreshed) = refresh(&srv, &client, t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let from_refresh = refreshed["access_token"].as_str().unwrap().to_string();
+    let refresh_token = refreshed["refresh_token"].as_str().unwrap();
+    let other_grant = tokens_for(&srv, &client, &user).await;
+    let other_access = other_grant["access_token"].as_str().unwrap();
+    for token in [&from_code, &from_refresh] {
+        assert!(srv.active(&client, token).await);
+    }
     assert_eq!(revoke(refresh_token.into()).await, 200);
     let (status, _) = refresh(&srv, &client, refresh_token).await;
     assert_eq!(status, 400);
+    for token in [&from_code, &from_refresh] {
+        assert!(
+            !srv.active(&client, token).await,
+            "an access token of the revoked grant introspects inactive"
+        );
+        assert_eq!(userinfo(token.clone()).await.status(), 401);
+    }
+    assert!(
+        srv.active(&client, other_access).await,
+        "another grant of the same user is untouched"
+    );
+    assert_eq!(userinfo(other_access.into()).await.status(), 200);
 }
 on_both_stores!(
     revocation,
@@ -649,6 +709,22 @@ async fn malformed_and_oversized_inputs_are_invalid_request(srv: Srv) {
             "{form:?}"
         );
     }
+    // A description quoting the caller's input holds only what RFC 6749 §5.2 allows.
+    let (status, body) = srv
+        .token(&client, &[("grant_type", "urn:\"quoted\"\\é")])
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let description = body["error_description"].as_str().unwrap();
+    assert!(description.contains("urn:?quoted???"), "{description}");
+    assert!(
+        description
+            .chars()
+            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\'),
+        "{description}"
+    );
     let browser = Browser::default();
     let state = "s".repeat(3000);
     let (url, _) = authorize_url(&srv, &client.id, &[("state", &state)]);
@@ -875,6 +951,49 @@ async fn sessions_prompt_and_logout(srv: Srv) {
     let (status, t) = srv.exchange_code(&client, &code, &verifier2).await;
     assert_eq!(status, 200);
     let hint = t["id_token"].as_str().unwrap();
+    // id_token_hint (OpenID Connect Core §3.1.2.1): the session's own user gets a code at
+    // once; a hint naming another user makes the session not count; a hint this issuer did
+    // not sign is invalid_request.
+    let (url, _) = authorize_url(
+        &srv,
+        &client.id,
+        &[("prompt", "none"), ("id_token_hint", hint)],
+    );
+    assert!(browser
+        .get(&url)
+        .await
+        .location_query()
+        .contains_key("code"));
+    let other = srv.user().await;
+    let other_tokens = tokens_for(&srv, &client, &other).await;
+    let (url, _) = authorize_url(
+        &srv,
+        &client.id,
+        &[
+            ("prompt", "none"),
+            ("id_token_hint", other_tokens["id_token"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(
+        browser.get(&url).await.location_query()["error"],
+        "login_required",
+        "a session of another user than the hint's"
+    );
+    let (url, _) = authorize_url(
+        &srv,
+        &client.id,
+        &[("prompt", "none"), ("id_token_hint", "e30.e30.c2ln")],
+    );
+    assert_eq!(
+        browser.get(&url).await.location_query()["error"],
+        "invalid_request"
+    );
+    // max_age=0 asks for a sign-in now, like prompt=login.
+    let (url, _) = authorize_url(&srv, &client.id, &[("prompt", "none"), ("max_age", "0")]);
+    assert_eq!(
+        browser.get(&url).await.location_query()["error"],
+        "login_required"
+    );
     let mut logout = url::Url::parse(&srv.url("/end_session")).unwrap();
     logout
         .query_pairs_mut()

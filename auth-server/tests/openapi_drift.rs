@@ -63,7 +63,7 @@ fn every_route_is_described_with_its_errors_and_security() {
             "{path}: the deadline's 503"
         );
     }
-    // Operation ids are unique (userinfo's GET and POST share a handler).
+    // Operation ids are unique.
     let mut ids: Vec<String> = doc["paths"]
         .as_object()
         .unwrap()
@@ -99,6 +99,12 @@ fn every_route_is_described_with_its_errors_and_security() {
         op("get", "/userinfo")["security"][0]["access_token"],
         serde_json::json!([])
     );
+    // A POST may carry its token in a form body instead (RFC 6750 §2.2).
+    let userinfo_post = op("post", "/userinfo");
+    assert!(
+        userinfo_post["requestBody"]["content"]["application/x-www-form-urlencoded"].is_object()
+    );
+    assert!(userinfo_post["responses"]["400"].is_object());
     assert_eq!(
         op("put", "/admin/clients/{client_id}")["security"][0]["admin_token"],
         serde_json::json!([])

@@ -15,10 +15,11 @@ use std::fmt;
     Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema, Default,
 )]
 pub enum Algorithm {
-    /// ECDSA with P-256 and SHA-256 (default: small keys, fast signing).
-    #[default]
+    /// ECDSA with P-256 and SHA-256 (small keys, fast signing).
     ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key (widest client support).
+    /// RSASSA-PKCS1-v1_5 with SHA-256 and a 2048-bit key (the default: the algorithm OpenID
+    /// Connect requires of every provider, and the one client libraries accept unconfigured).
+    #[default]
     RS256,
     /// Ed25519 signatures.
     EdDSA,

@@ -12,6 +12,7 @@ use crate::grants::pkce;
 use crate::sessions;
 use crate::state::AppState;
 use crate::store::{secret_hash, AuthorizationRequest, CodeGrant, PendingAuthorization, Session};
+use crate::tokens::verify_id_token_hint;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -238,11 +239,20 @@ pub fn validate<'a>(
 }
 
 /// Whether a session is recent enough for `max_age` (OpenID Connect Core §3.1.2.1).
+/// `max_age=0` asks for a sign-in now, as `prompt=login` does.
 pub fn session_fresh_enough(session: &Session, max_age: Option<u64>, now: DateTime<Utc>) -> bool {
     match max_age {
         None => true,
+        Some(0) => false,
         Some(max) => now.timestamp() - session.auth_time <= max as i64,
     }
+}
+
+/// Whether a session belongs to the user an `id_token_hint` names (OpenID Connect Core
+/// §3.1.2.1): a session of someone else does not count, so `prompt=none` gets
+/// `login_required` and otherwise the login page is shown.
+pub fn session_matches_hint(session: &Session, hint_sub: Option<&str>) -> bool {
+    hint_sub.is_none_or(|sub| sub == session.sub)
 }
 
 /// A 303 to `uri` with `params` added to its query.
@@ -280,7 +290,7 @@ pub fn error_redirect(
     state: Option<&str>,
     error: &AuthorizationError,
 ) -> Response {
-    let description = error.to_string();
+    let description = crate::error::description_text(&error.to_string());
     let mut params = vec![
         ("error", error.code()),
         ("error_description", description.as_str()),
@@ -386,10 +396,15 @@ pub struct AuthorizationParams {
     #[schema(nullable = false)]
     #[param(nullable = false)]
     pub prompt: Option<String>,
-    /// Maximum authentication age in seconds.
+    /// Maximum authentication age in seconds (`0` asks for a sign-in now, like `prompt=login`).
     #[schema(nullable = false)]
     #[param(nullable = false)]
     pub max_age: Option<String>,
+    /// An ID token this issuer gave the client earlier (expired ones too): a session of another
+    /// user then does not count. One this issuer did not sign is `invalid_request`.
+    #[schema(nullable = false)]
+    #[param(nullable = false)]
+    pub id_token_hint: Option<String>,
 }
 
 /// GET `/authorize`.
@@ -467,6 +482,22 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
         }) => return error_redirect(issuer, redirect_uri, state, &error),
     };
     let now = Utc::now();
+    let hint_sub = match params.get("id_token_hint").filter(|h| !h.is_empty()) {
+        None => None,
+        Some(hint) => match verify_id_token_hint(&state.keys.get(), issuer, hint, now) {
+            Ok(claims) => Some(claims.sub),
+            Err(_) => {
+                return error_redirect(
+                    issuer,
+                    redirect_uri,
+                    state_param,
+                    &AuthorizationError::InvalidRequest(
+                        "id_token_hint was not issued by this provider".into(),
+                    ),
+                )
+            }
+        },
+    };
     let session = match sessions::current(state, headers, now).await {
         Ok(s) => s,
         Err(_) => {
@@ -478,8 +509,11 @@ async fn authorize(state: &AppState, headers: &HeaderMap, raw: RawParams) -> Res
             )
         }
     };
-    let usable =
-        session.filter(|(s, _)| !v.prompt_login && session_fresh_enough(s, v.request.max_age, now));
+    let usable = session.filter(|(s, _)| {
+        !v.prompt_login
+            && session_fresh_enough(s, v.request.max_age, now)
+            && session_matches_hint(s, hint_sub.as_deref())
+    });
     // A session without the second factor this user now needs does not count (re-prompt).
     let usable = match usable {
         Some((session, user)) => match super::mfa::session_suffices(state, &session, &user).await {
@@ -708,6 +742,30 @@ mod tests {
         assert!(session_fresh_enough(&s, None, now));
         assert!(session_fresh_enough(&s, Some(100), now));
         assert!(!session_fresh_enough(&s, Some(99), now));
+        let just_now = Session {
+            auth_time: now.timestamp(),
+            ..s.clone()
+        };
+        assert!(session_fresh_enough(&just_now, Some(1), now));
+        assert!(
+            !session_fresh_enough(&just_now, Some(0), now),
+            "max_age=0 is prompt=login"
+        );
+    }
+
+    #[test]
+    fn a_hint_for_another_user_makes_the_session_unusable() {
+        let now = Utc::now();
+        let s = Session {
+            sid: "s".into(),
+            sub: "u".into(),
+            auth_time: now.timestamp(),
+            amr: vec!["pwd".into()],
+            expires_at: now,
+        };
+        assert!(session_matches_hint(&s, None));
+        assert!(session_matches_hint(&s, Some("u")));
+        assert!(!session_matches_hint(&s, Some("someone-else")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
 use crate::error::{ErrorBody, OAuthError};
+use crate::revocation::access_token_revoked;
 use crate::state::AppState;
 use crate::tokens::verify;
 use axum::extract::rejection::FormRejection;
@@ -81,7 +82,7 @@ pub async fn introspect(
     ) else {
         return Ok(inactive());
     };
-    if state.store.is_revoked(&claims.jti).await? {
+    if access_token_revoked(state.store.as_ref(), &claims).await? {
         return Ok(inactive());
     }
     Ok(Json(Introspection {

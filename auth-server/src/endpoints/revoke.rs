@@ -4,6 +4,7 @@
 use super::{form, required, FormPairs};
 use crate::client_auth::authenticate_form;
 use crate::error::{ErrorBody, OAuthError};
+use crate::revocation::revoke_grant;
 use crate::state::AppState;
 use crate::store::secret_hash;
 use crate::tokens::verify;
@@ -49,11 +50,14 @@ pub async fn revoke(
         }
     } else if let Some(g) = state.store.refresh(&secret_hash(token)).await? {
         if g.client_id == client.client_id {
-            // Until every token the family could still hold has expired: a rotation after
-            // the presented token was issued (by a thief, say) expires later than it.
-            let until =
-                chrono::Utc::now() + chrono::Duration::seconds(state.config.ttls.refresh as i64);
-            state.store.revoke_family(&g.family_id, until).await?;
+            // The whole grant: its refresh tokens and the access tokens minted under it.
+            revoke_grant(
+                state.store.as_ref(),
+                &g.family_id,
+                &state.config.ttls,
+                chrono::Utc::now(),
+            )
+            .await?;
         }
     }
     Ok(StatusCode::OK)

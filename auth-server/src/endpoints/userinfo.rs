@@ -1,15 +1,18 @@
-//! `/userinfo` (OpenID Connect Core §5.3), GET or POST with a Bearer access token (RFC 6750
-//! §2.1). The token must verify with our keys, not be revoked, carry `openid`, and belong to a
+//! `/userinfo` (OpenID Connect Core §5.3), GET or POST with a Bearer access token in the
+//! `Authorization` header (RFC 6750 §2.1) or, on a POST, as `access_token` in a form body
+//! (§2.2). The token must verify with our keys, not be revoked, carry `openid`, and belong to a
 //! user who still exists and is enabled. Claims follow the token's scopes.
 
 use crate::error::{ErrorBody, OAuthError};
 use crate::grants::profile_claims;
+use crate::revocation::access_token_revoked;
 use crate::state::AppState;
 use crate::tokens::verify;
+use axum::extract::rejection::FormRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Form, Json};
 
 /// The bearer token of the `Authorization` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -38,17 +41,25 @@ pub struct UserInfo {
     pub email_verified: Option<bool>,
 }
 
-/// The userinfo endpoint (GET or POST alike).
+/// The form body of a POST to `/userinfo` that carries its token there (RFC 6750 §2.2).
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+pub struct UserinfoForm {
+    /// The access token, when it is not in the `Authorization` header (never both).
+    #[schema(min_length = 1)]
+    pub access_token: String,
+}
+
+/// The userinfo endpoint, GET: the token in the `Authorization` header.
 #[utoipa::path(
-    method(get, post),
+    get,
     path = "/userinfo",
     tag = "public",
     security(("access_token" = [])),
     responses(
         (status = 200, description = "The user's claims", body = UserInfo,
          headers(("Cache-Control" = String, description = "`no-store`"))),
-        (status = 401, description = "`invalid_token`: no bearer token, or not a live token of this issuer for an enabled user", body = ErrorBody,
-         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`"))),
+        (status = 401, description = "`invalid_token`: no bearer token (the challenge then carries no error code, RFC 6750 §3.1), or not a live token of this issuer for an enabled user", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`, or `Bearer realm=\"palisade\"` without a token"))),
         (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = ErrorBody,
          headers(("WWW-Authenticate" = String, description = "`Bearer error=\"insufficient_scope\"`"))),
     ),
@@ -57,7 +68,51 @@ pub async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let token = bearer(&headers).ok_or(OAuthError::Unauthorized)?;
+    let token = bearer(&headers).ok_or(OAuthError::NoToken)?;
+    answer(&state, token).await
+}
+
+/// The userinfo endpoint, POST: the token in the `Authorization` header or as `access_token`
+/// in a form body, not both.
+#[utoipa::path(
+    post,
+    path = "/userinfo",
+    tag = "public",
+    operation_id = "userinfo_post",
+    security((), ("access_token" = [])),
+    request_body(content = Option<UserinfoForm>, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The user's claims", body = UserInfo,
+         headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 400, description = "`invalid_request`: a token in both the header and the body, or a malformed body", body = ErrorBody),
+        (status = 401, description = "`invalid_token`: no token (the challenge then carries no error code, RFC 6750 §3.1), or not a live token of this issuer for an enabled user", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"invalid_token\"`, or `Bearer realm=\"palisade\"` without a token"))),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = ErrorBody,
+         headers(("WWW-Authenticate" = String, description = "`Bearer error=\"insufficient_scope\"`"))),
+    ),
+)]
+pub async fn userinfo_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<super::FormPairs>, FormRejection>,
+) -> Result<Response, OAuthError> {
+    // A POST without a form body (no Content-Type, say) carries its token in the header only.
+    let body_token = match form {
+        Err(FormRejection::InvalidFormContentType(_)) => None,
+        form => super::form(form)?.remove("access_token"),
+    };
+    match (bearer(&headers), body_token.as_deref()) {
+        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
+            "send the access token in the Authorization header or the body, not both".into(),
+        )),
+        (Some(token), None) => answer(&state, token).await,
+        (None, Some(token)) if !token.is_empty() => answer(&state, token).await,
+        (None, _) => Err(OAuthError::NoToken),
+    }
+}
+
+/// The claims for `token`, or why not.
+async fn answer(state: &AppState, token: &str) -> Result<Response, OAuthError> {
     let claims = verify(
         &state.keys.get(),
         &state.config.issuer,
@@ -65,7 +120,7 @@ pub async fn userinfo(
         chrono::Utc::now(),
     )
     .map_err(|_| OAuthError::Unauthorized)?;
-    if state.store.is_revoked(&claims.jti).await? {
+    if access_token_revoked(state.store.as_ref(), &claims).await? {
         return Err(OAuthError::Unauthorized);
     }
     if !claims.scope.split(' ').any(|s| s == "openid") {

@@ -5,6 +5,7 @@
 use super::{active_user, pkce, user_tokens, UserGrant};
 use crate::endpoints::{required, Params};
 use crate::error::OAuthError;
+use crate::revocation::revoke_grant;
 use crate::state::AppState;
 use crate::store::{secret_hash, CodeGrant, Redeemed};
 use axum::response::Response;
@@ -55,14 +56,10 @@ pub async fn grant(
     let grant = match state.store.redeem_code(&secret_hash(code)).await? {
         Redeemed::Fresh(g) => g,
         Redeemed::AlreadyUsed(g) => {
+            // The grant (its refresh tokens and access tokens), and the first access token by
+            // its id too: one minted before access tokens carried their grant has no grant_id.
             let ttls = state.config.ttls;
-            state
-                .store
-                .revoke_family(
-                    &g.family_id,
-                    now + chrono::Duration::seconds(ttls.refresh as i64),
-                )
-                .await?;
+            revoke_grant(state.store.as_ref(), &g.family_id, &ttls, now).await?;
             state
                 .store
                 .revoke_jti(

@@ -101,7 +101,8 @@ pub async fn user_tokens(
         g.access_jti.clone(),
         now,
         c.ttls.access,
-    );
+    )
+    .under_grant(&g.family_id);
     let access_token = keys
         .sign(&access, ACCESS_TOKEN_TYP, now)
         .ok_or(OAuthError::TemporarilyUnavailable)?;

@@ -6,6 +6,7 @@ use super::{active_user, narrow_scope, user_tokens, UserGrant};
 use crate::audit::{AuditEvent, AuditRecord, Outcome};
 use crate::endpoints::{required, Params};
 use crate::error::OAuthError;
+use crate::revocation::revoke_grant;
 use crate::state::AppState;
 use crate::store::{secret_hash, Redeemed, RefreshGrant};
 use axum::response::Response;
@@ -139,8 +140,9 @@ async fn refuse(
             sub,
             reuse,
         } => {
-            let until = now + chrono::Duration::seconds(state.config.ttls.refresh as i64);
-            if let Err(e) = state.store.revoke_family(&family_id, until).await {
+            let revoked =
+                revoke_grant(state.store.as_ref(), &family_id, &state.config.ttls, now).await;
+            if let Err(e) = revoked {
                 return e.into();
             }
             state.audit.record(

@@ -368,8 +368,12 @@ pub struct IngressTls {
     .message("signingKeys.rotationInterval must be longer than signingKeys.publishLead"))]
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeys {
-    /// Signature algorithm: ES256 (default), RS256 or EdDSA. Changing it rotates to a key of
-    /// the new algorithm through the usual publish-ahead path.
+    /// Signature algorithm: RS256 (default), ES256 or EdDSA. RS256 is the algorithm OpenID
+    /// Connect requires every provider to offer, and the one many client libraries accept
+    /// without configuration (Spring Security, openid-client, the Rust openidconnect crate).
+    /// ES256 and EdDSA sign many times faster and give shorter tokens, but every relying
+    /// party must then be told to accept that algorithm. Changing it rotates to a key of the
+    /// new algorithm through the usual publish-ahead path.
     #[serde(default)]
     pub algorithm: Algorithm,
     /// How long each key signs before the next one takes over, e.g. `720h` (default, 30 days).

@@ -52,8 +52,19 @@ pub enum KeysError {
     Kube(#[from] kube::Error),
 }
 
+/// Generates keys for the schedule. An RSA key takes a good part of a second, so on the
+/// operator's multi-threaded runtime the worker hands its other tasks over meanwhile.
 fn generator() -> impl FnMut(palisade_wire::keyset::Algorithm) -> GeneratedKey {
-    |alg| GeneratedKey::generate(alg).expect("key generation uses the OS random source")
+    |alg| {
+        let generate =
+            || GeneratedKey::generate(alg).expect("key generation uses the OS random source");
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(generate)
+            }
+            _ => generate(),
+        }
+    }
 }
 
 fn with_handled(mut secret: Secret, handled: Option<&str>) -> Secret {
