@@ -47,11 +47,12 @@ pub fn redirect_uri_registered(reg: &ClientRegistration, uri: &str) -> bool {
 }
 
 /// Parameters as a map; a repeated or oversized parameter, or one with a NUL character, is
-/// reported by name.
+/// reported by name. A request object (`request`) may be longer: it is never read, only
+/// answered with `request_not_supported` at the client's redirect URI.
 pub fn single_valued(raw: &RawParams) -> Result<HashMap<&str, &str>, String> {
     let mut map = HashMap::new();
     for (k, v) in raw {
-        if v.len() > MAX_PARAM_LEN {
+        if v.len() > MAX_PARAM_LEN && k != "request" {
             return Err(format!("parameter {k} is too long"));
         }
         if !super::storable(v) {
@@ -345,7 +346,8 @@ pub async fn issue_code(
 
 /// The parameters of an authorization request (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2.1),
 /// in the query (GET) or a form (POST). Documentation only: the handler reads the raw pairs so
-/// that it can refuse repeated and oversized ones (at most 2048 bytes each).
+/// that it can refuse repeated and oversized ones (at most 2048 bytes each, except a request
+/// object, `request`, which is refused whatever its size).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuthorizationParams {
@@ -648,6 +650,13 @@ mod tests {
         assert!(single_valued(&raw(&[("state", "a"), ("state", "b")])).is_err());
         let long = "x".repeat(MAX_PARAM_LEN + 1);
         assert!(single_valued(&raw(&[("state", long.as_str())])).is_err());
+        // A long request object still reaches the request_not_supported answer.
+        let p = raw(&[("request", long.as_str())]);
+        let p = single_valued(&p).unwrap();
+        assert!(matches!(
+            validate_request(&p, &client(false), "https://app.example/cb"),
+            Err(AuthorizationError::RequestNotSupported)
+        ));
     }
 
     #[test]

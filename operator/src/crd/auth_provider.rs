@@ -806,4 +806,23 @@ mod tests {
             palisade_wire::contract::AccountLinking::SubjectOnly
         );
     }
+
+    #[test]
+    fn signing_keys_default_to_rs256_in_the_types_and_in_the_crd() {
+        let spec: AuthProviderSpec = serde_json::from_value(json!({
+            "issuer": "https://id.example.com",
+            "database": {"urlSecretRef": {"name": "pg", "key": "uri"}}
+        }))
+        .unwrap();
+        assert_eq!(spec.signing_keys.algorithm, Algorithm::RS256);
+        let partial: SigningKeys =
+            serde_json::from_value(json!({"rotationInterval": "24h"})).unwrap();
+        assert_eq!(partial.algorithm, Algorithm::RS256);
+        // What the API server writes into objects that leave the field out.
+        let crd = serde_json::to_value(<AuthProvider as kube::CustomResourceExt>::crd()).unwrap();
+        let keys = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["signingKeys"];
+        assert_eq!(keys["default"]["algorithm"], "RS256");
+        assert_eq!(keys["properties"]["algorithm"]["default"], "RS256");
+    }
 }
