@@ -212,14 +212,14 @@ mod tests {
         );
         let resp =
             OAuthError::InvalidScope("scope \u{7f}\"x\" is not allowed".into()).into_response();
-        let body = futures_body(resp);
+        let body = body_text(resp);
         assert!(
             body.contains(r#""error_description":"scope ??x? is not allowed""#),
             "{body}"
         );
     }
 
-    fn futures_body(resp: Response) -> String {
+    fn body_text(resp: Response) -> String {
         let bytes =
             futures::executor::block_on(axum::body::to_bytes(resp.into_body(), 4096)).unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()

@@ -738,23 +738,25 @@ mod tests {
         ));
     }
 
+    /// A session of user `u` signed in `age` seconds before `now`.
+    fn session(now: DateTime<Utc>, age: i64) -> Session {
+        Session {
+            sid: "s".into(),
+            sub: "u".into(),
+            auth_time: now.timestamp() - age,
+            amr: vec!["pwd".into()],
+            expires_at: now,
+        }
+    }
+
     #[test]
     fn max_age_forces_a_new_login_for_old_sessions() {
         let now = Utc::now();
-        let s = Session {
-            sid: "s".into(),
-            sub: "u".into(),
-            auth_time: now.timestamp() - 100,
-            amr: vec!["pwd".into()],
-            expires_at: now,
-        };
+        let s = session(now, 100);
         assert!(session_fresh_enough(&s, None, now));
         assert!(session_fresh_enough(&s, Some(100), now));
         assert!(!session_fresh_enough(&s, Some(99), now));
-        let just_now = Session {
-            auth_time: now.timestamp(),
-            ..s.clone()
-        };
+        let just_now = session(now, 0);
         assert!(session_fresh_enough(&just_now, Some(1), now));
         assert!(
             !session_fresh_enough(&just_now, Some(0), now),
@@ -764,14 +766,7 @@ mod tests {
 
     #[test]
     fn a_hint_for_another_user_makes_the_session_unusable() {
-        let now = Utc::now();
-        let s = Session {
-            sid: "s".into(),
-            sub: "u".into(),
-            auth_time: now.timestamp(),
-            amr: vec!["pwd".into()],
-            expires_at: now,
-        };
+        let s = session(Utc::now(), 0);
         assert!(session_matches_hint(&s, None));
         assert!(session_matches_hint(&s, Some("u")));
         assert!(!session_matches_hint(&s, Some("someone-else")));
