@@ -3,7 +3,7 @@
 //! changes a client or revokes a token sees it at once, another replica within `CACHE_TTL`.
 //! Skipped without the variable unless `PALISADE_REQUIRE_SERVICES=1`.
 
-use palisade_auth_server::store::postgres::{PostgresStore, CACHE_TTL};
+use palisade_auth_server::store::postgres::{PostgresStore, CACHE_TTL, REFRESH_AFTER};
 use palisade_auth_server::store::Store;
 use palisade_wire::registration::{
     hash_client_secret, random_token, ClientRegistration, GrantType, TokenEndpointAuthMethod,
@@ -110,6 +110,59 @@ async fn changes_are_seen_at_once_locally_and_within_the_ttl_on_other_replicas()
     // Deletion: at once on a, within the TTL on b.
     assert!(a.delete_client("cached-app").await.unwrap());
     assert_eq!(a.client("cached-app").await.unwrap(), None);
+
+    drop((a, b));
+    drop_database(&name, admin).await;
+}
+
+/// An entry in use is read again in the background once it is `REFRESH_AFTER` old: the request
+/// that starts the refresh still gets the cached answer, and the entry then holds the new one
+/// before `CACHE_TTL`, so steady use never waits for an expired entry.
+#[tokio::test]
+async fn entries_in_use_are_refreshed_in_the_background_before_they_expire() {
+    let Some((db_url, name, admin)) = fresh_database().await else {
+        return;
+    };
+    let a = PostgresStore::connect_lazy(&db_url).unwrap();
+    let b = PostgresStore::connect_lazy(&db_url).unwrap();
+    let start = std::time::Instant::now();
+    a.put_client(&reg("one")).await.unwrap();
+    let jti = random_token(16);
+    assert_eq!(
+        b.client("cached-app").await.unwrap().as_deref(),
+        Some(&reg("one"))
+    );
+    assert!(!b.is_revoked(&jti).await.unwrap());
+    a.put_client(&reg("two")).await.unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::minutes(10);
+    a.revoke_jti(&jti, expires).await.unwrap();
+
+    tokio::time::sleep(
+        REFRESH_AFTER.saturating_sub(start.elapsed()) + std::time::Duration::from_millis(100),
+    )
+    .await;
+    // This use starts the refresh and still gets the cached answers.
+    assert_eq!(
+        b.client("cached-app").await.unwrap().as_deref(),
+        Some(&reg("one"))
+    );
+    assert!(!b.is_revoked(&jti).await.unwrap());
+    // The refresh lands well before the entries would expire.
+    let mut refreshed = false;
+    while start.elapsed() < CACHE_TTL - std::time::Duration::from_millis(300) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if b.client("cached-app").await.unwrap().as_deref() == Some(&reg("two"))
+            && b.is_revoked(&jti).await.unwrap()
+        {
+            refreshed = true;
+            break;
+        }
+    }
+    assert!(
+        refreshed,
+        "refreshed before CACHE_TTL ({:?})",
+        start.elapsed()
+    );
 
     drop((a, b));
     drop_database(&name, admin).await;
