@@ -211,6 +211,7 @@ impl PostgresStore {
             .map_err(err)?;
         Ok(row.is_some())
     }
+
     /// The JSON column `column` of the row `sql` (one `$1` parameter, `key`) returns, if any.
     async fn json_row<T: DeserializeOwned>(
         &self,
