@@ -165,22 +165,52 @@ const USER_COLUMNS: &str = "username, sub, password_hash, email, email_verified,
      COALESCE(mfa_required, false) AS mfa_required";
 
 impl PostgresStore {
+    /// A client as the cache may keep it: refused with `ChangedDuringRead` when a write on this
+    /// replica began during the read, whose answer may then predate the write.
+    async fn read_client_for_cache(
+        &self,
+        client_id: &str,
+    ) -> Result<Fresh<Arc<ClientRegistration>>, ClientMiss> {
+        let writes = self.caches.client_writes.load(Ordering::Acquire);
+        let reg = self
+            .read_client(client_id)
+            .await
+            .map_err(ClientMiss::Failed)?;
+        let reg = reg.ok_or(ClientMiss::Unknown)?;
+        if self.caches.client_writes.load(Ordering::Acquire) == writes {
+            Ok(Fresh::new(reg))
+        } else {
+            Err(ClientMiss::ChangedDuringRead)
+        }
+    }
+
+    /// A "not revoked" answer as the cache may keep it.
+    async fn read_not_revoked(&self, jti: &str) -> Result<Fresh<()>, RevocationMiss> {
+        match self
+            .exists("SELECT 1 FROM revoked_tokens WHERE jti = $1", jti)
+            .await
+        {
+            Ok(true) => Err(RevocationMiss::Revoked),
+            Ok(false) => Ok(Fresh::new(())),
+            Err(e) => Err(RevocationMiss::Failed(e)),
+        }
+    }
+
     /// Reads a client again in the background and replaces its cache entry (or drops it, when
     /// the client is gone), unless a write on this replica came first.
     fn refresh_client(&self, client_id: &str) {
         let store = self.clone();
         let id = client_id.to_string();
         tokio::spawn(async move {
-            let writes = store.caches.client_writes.load(Ordering::Acquire);
-            let read = store.read_client(&id).await;
-            if store.caches.client_writes.load(Ordering::Acquire) != writes {
-                return;
-            }
-            match read {
-                Ok(Some(reg)) => store.caches.clients.insert(id, Fresh::new(reg)).await,
-                Ok(None) => store.caches.clients.invalidate(&id).await,
+            match store.read_client_for_cache(&id).await {
+                Ok(entry) => store.caches.clients.insert(id, entry).await,
+                Err(ClientMiss::Unknown) => store.caches.clients.invalidate(&id).await,
+                // The write dropped the entry already.
+                Err(ClientMiss::ChangedDuringRead) => {}
                 // The entry expires by itself, and the next request reads the database.
-                Err(e) => tracing::debug!(error = %e, "refreshing a cached client failed"),
+                Err(ClientMiss::Failed(e)) => {
+                    tracing::debug!(error = %e, "refreshing a cached client failed")
+                }
             }
         });
     }
@@ -190,22 +220,24 @@ impl PostgresStore {
         let store = self.clone();
         let jti = jti.to_string();
         tokio::spawn(async move {
-            match store.read_revoked(&jti).await {
+            match store.read_not_revoked(&jti).await {
                 // A revocation on this replica meanwhile is in `revoked`, which is asked first.
-                Ok(false) => store.caches.not_revoked.insert(jti, Fresh::new(())).await,
-                Ok(true) => {
+                Ok(entry) => store.caches.not_revoked.insert(jti, entry).await,
+                Err(RevocationMiss::Revoked) => {
                     store.caches.revoked.insert(jti.clone(), ());
                     store.caches.not_revoked.invalidate(&jti).await;
                 }
-                Err(e) => tracing::debug!(error = %e, "refreshing a revocation answer failed"),
+                Err(RevocationMiss::Failed(e)) => {
+                    tracing::debug!(error = %e, "refreshing a revocation answer failed")
+                }
             }
         });
     }
 
-    /// Whether the database lists `jti` as revoked.
-    async fn read_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
-            .bind(jti)
+    /// Whether the query `sql` (one `$1` parameter, `key`) returns a row.
+    async fn exists(&self, sql: &str, key: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(key)
             .fetch_optional(&self.pool)
             .await
             .map_err(err)?;
@@ -363,23 +395,10 @@ impl PostgresStore {
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn client(&self, client_id: &str) -> Result<Option<Arc<ClientRegistration>>, StoreError> {
-        let read = async {
-            let writes = self.caches.client_writes.load(Ordering::Acquire);
-            let reg = self
-                .read_client(client_id)
-                .await
-                .map_err(ClientMiss::Failed)?;
-            let reg = reg.ok_or(ClientMiss::Unknown)?;
-            if self.caches.client_writes.load(Ordering::Acquire) == writes {
-                Ok(Fresh::new(reg))
-            } else {
-                Err(ClientMiss::ChangedDuringRead)
-            }
-        };
         match self
             .caches
             .clients
-            .try_get_with_by_ref(client_id, read)
+            .try_get_with_by_ref(client_id, self.read_client_for_cache(client_id))
             .await
         {
             Ok(entry) => {
@@ -441,14 +460,12 @@ impl Store for PostgresStore {
         if self.caches.revoked.contains_key(jti) {
             return Ok(true);
         }
-        let read = async {
-            match self.read_revoked(jti).await {
-                Ok(true) => Err(RevocationMiss::Revoked),
-                Ok(false) => Ok(Fresh::new(())),
-                Err(e) => Err(RevocationMiss::Failed(e)),
-            }
-        };
-        match self.caches.not_revoked.try_get_with_by_ref(jti, read).await {
+        match self
+            .caches
+            .not_revoked
+            .try_get_with_by_ref(jti, self.read_not_revoked(jti))
+            .await
+        {
             Ok(entry) => {
                 if entry.claim_refresh(Instant::now()) {
                     self.refresh_not_revoked(jti);
@@ -645,12 +662,11 @@ impl Store for PostgresStore {
     }
 
     async fn is_family_revoked(&self, family_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM revoked_refresh_families WHERE family_id = $1")
-            .bind(family_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(row.is_some())
+        self.exists(
+            "SELECT 1 FROM revoked_refresh_families WHERE family_id = $1",
+            family_id,
+        )
+        .await
     }
 
     async fn put_session(&self, token_hash: &str, session: &Session) -> Result<(), StoreError> {
