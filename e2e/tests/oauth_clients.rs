@@ -3,8 +3,10 @@
 //! Secret works against the issuer through a real relying-party library (`openidconnect`: the
 //! web app and the SPA sign a person in with the authorization code flow and PKCE, the machine
 //! client uses client_credentials), a redirect-URI change is enforced by the provider, a wiped
-//! database heals at the next resync, a deleted client is refused, and a namespace outside
-//! `clientNamespaces` is turned away.
+//! database heals at the next resync, a deleted client is refused, an edited Secret cannot
+//! point a client at another client's registration, a Secret the client did not create is
+//! left alone, and a namespace outside `clientNamespaces` is turned away (and a client
+//! registered before that is deregistered).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -174,6 +176,18 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         })
         .await;
     }
+
+    let webapp_status = Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
+        .get("webapp")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        webapp_status.registered_with,
+        Some(format!("{}/dev", ns.name)),
+        "the status names the provider holding the registration"
+    );
 
     // Each application's Secret has what it needs, and only that.
     let webapp = secret(&kube, &ns.name, "webapp-oauth").await;
@@ -364,7 +378,130 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         ("client_secret".to_string(), rotated.1.clone()),
     ]);
 
-    // Deleting the OAuthClient deregisters it (finalizer) and removes its Secret.
+    // A Secret edited to carry another client's ID does not make the operator register over
+    // that client: the ID in status wins and is written back.
+    Api::<Secret>::namespaced(kube.clone(), &ns.name)
+        .patch(
+            "machine-oauth",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"client_id": webapp["client_id"]}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "machine-oauth's own client_id written back",
+        WAIT,
+        || async {
+            (secret(&kube, &ns.name, "machine-oauth").await["client_id"] == machine["client_id"])
+                .then_some(())
+        },
+    )
+    .await;
+    let webapp_registration: serde_json::Value = http
+        .get(format!(
+            "http://{admin}/admin/clients/{}",
+            webapp["client_id"]
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        webapp_registration["redirectUris"],
+        serde_json::json!(["https://new.example.com/cb"]),
+        "the web app's registration is its own: {webapp_registration}"
+    );
+    assert_eq!(
+        token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await,
+        200
+    );
+
+    // A Secret that the OAuthClient did not create is neither adopted nor changed.
+    let taken = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-config"},
+        "stringData": {"database": "keep me"}
+    });
+    Api::<Secret>::namespaced(kube.clone(), &ns.name)
+        .create(&Default::default(), &serde_json::from_value(taken).unwrap())
+        .await
+        .unwrap();
+    let squatter = serde_json::json!({
+        "apiVersion": "auth.palisade.dev/v1alpha1", "kind": "OAuthClient",
+        "metadata": {"name": "squatter"},
+        "spec": {"providerRef": {"name": "dev"}, "grantTypes": ["client_credentials"],
+                 "secretName": "app-config"}
+    });
+    Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
+        .create(
+            &Default::default(),
+            &serde_json::from_value(squatter).unwrap(),
+        )
+        .await
+        .unwrap();
+    eventually("SecretConflict", WAIT, || async {
+        (ready_reason(&kube, &ns.name, "squatter").await? == "False:SecretConflict").then_some(())
+    })
+    .await;
+    let untouched = Api::<Secret>::namespaced(kube.clone(), &ns.name)
+        .get("app-config")
+        .await
+        .unwrap();
+    assert_eq!(
+        secret(&kube, &ns.name, "app-config").await,
+        BTreeMap::from([("database".to_string(), "keep me".to_string())])
+    );
+    assert!(untouched.metadata.owner_references.is_none(), "not adopted");
+    kubectl_ok(&["delete", "oc", "-n", &ns.name, "squatter", "--timeout=60s"]);
+    assert!(
+        Api::<Secret>::namespaced(kube.clone(), &ns.name)
+            .get_opt("app-config")
+            .await
+            .unwrap()
+            .is_some(),
+        "deleting the OAuthClient leaves the Secret it did not create"
+    );
+
+    // Moved to another provider (one that does not exist yet), the client leaves the old one:
+    // its credentials stop working there.
+    Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
+        .patch(
+            "machine",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"providerRef": {"name": "elsewhere"}}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        "the moved machine client ProviderNotFound",
+        WAIT,
+        || async {
+            (ready_reason(&kube, &ns.name, "machine").await? == "False:ProviderNotFound")
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the old provider to refuse the moved client",
+        WAIT,
+        || async {
+            (token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await == 401)
+                .then_some(())
+        },
+    )
+    .await;
+    let moved = Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
+        .get("machine")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(moved.registered_with, None, "{moved:?}");
+
+    // Deleting the OAuthClient lets go (the provider it names does not exist) and removes its
+    // Secret.
     kubectl_ok(&["delete", "oc", "-n", &ns.name, "machine", "--timeout=60s"]);
     assert_eq!(
         token_status(&issuer, &machine["client_id"], &machine["client_secret"]).await,
@@ -380,14 +517,24 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
     })
     .await;
 
-    // A client in a namespace the provider does not admit is refused with its condition.
+    // A client in another namespace registers while the provider admits every namespace; once
+    // the provider admits only its own again, the client is refused with its condition and
+    // deregistered, so its credentials stop working.
     let other = TestNamespace::new(&kube, "outsider").await;
     let _other_operator =
         Operator::start(&other.name, &["--admin-endpoint-override", &override_url]);
+    let admit =
+        |policy: &str| serde_json::json!({"spec": {"clientNamespaces": {"policy": policy}}});
+    let providers = Api::<palisade_operator::crd::AuthProvider>::namespaced(kube.clone(), &ns.name);
+    providers
+        .patch("dev", &PatchParams::default(), &Patch::Merge(admit("All")))
+        .await
+        .unwrap();
     let outsider = serde_json::json!({
         "apiVersion": "auth.palisade.dev/v1alpha1", "kind": "OAuthClient",
         "metadata": {"name": "outsider"},
-        "spec": {"providerRef": {"name": "dev", "namespace": ns.name}, "grantTypes": ["client_credentials"]}
+        "spec": {"providerRef": {"name": "dev", "namespace": ns.name},
+                 "grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_post"}
     });
     Api::<OAuthClient>::namespaced(kube.clone(), &other.name)
         .create(
@@ -396,11 +543,44 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         )
         .await
         .unwrap();
+    eventually("the outsider Registered", WAIT, || async {
+        (ready_reason(&kube, &other.name, "outsider").await? == "True:Registered").then_some(())
+    })
+    .await;
+    let outsider = secret(&kube, &other.name, "outsider-oauth").await;
+    let outsider_token = || async {
+        client_credentials(
+            &issuer,
+            &outsider["client_id"],
+            &outsider["client_secret"],
+            None,
+        )
+        .await
+        .status()
+        .as_u16()
+    };
+    assert_eq!(outsider_token().await, 200);
+    providers
+        .patch("dev", &PatchParams::default(), &Patch::Merge(admit("Same")))
+        .await
+        .unwrap();
     eventually("NamespaceNotAllowed", WAIT, || async {
         (ready_reason(&kube, &other.name, "outsider").await? == "False:NamespaceNotAllowed")
             .then_some(())
     })
     .await;
+    let refused = Api::<OAuthClient>::namespaced(kube.clone(), &other.name)
+        .get("outsider")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(refused.registered_with, None, "{refused:?}");
+    eventually("the outsider's credentials refused", WAIT, || async {
+        (outsider_token().await == 401).then_some(())
+    })
+    .await;
+    watch.add("the outsider's client secret", &outsider["client_secret"]);
 
     // Nothing secret that this run handled (admin token, pepper, signing keys, every client
     // secret, alice's password, her tokens) was printed, put in an Event, a status or any

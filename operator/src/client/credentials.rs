@@ -49,9 +49,22 @@ pub fn new_client_id(namespace: &str, name: &str) -> String {
         .replace('_', "x")
 }
 
-/// Decides the credentials: keep what the live Secret holds; fill in what is missing. A
-/// confidential client whose Secret lost `client_secret` (or was deleted) gets a new secret —
-/// that is how a user rotates it. `known_id` (from status) keeps the ID across such rotations.
+/// Whether `secret` belongs to the OAuthClient with `uid`: it names that client as its
+/// controller. Only such a Secret is read or written: one created by someone else (an
+/// application's own Secret, another OAuthClient's) is neither adopted nor trusted.
+pub fn controlled_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .owner_references()
+        .iter()
+        .any(|r| r.controller == Some(true) && r.kind == "OAuthClient" && r.uid == uid)
+}
+
+/// Decides the credentials of a client whose Secret is `live` (one it controls, see
+/// [`controlled_by`]): the client ID recorded in status wins, then the Secret's, and a new
+/// one only for a client that has neither. Status is written by the operator alone, so
+/// editing the Secret cannot point a client at another client's registration. A confidential
+/// client whose Secret lost `client_secret` (or was deleted) gets a new secret — that is how a
+/// user rotates it.
 pub fn decide(
     live: Option<&Secret>,
     known_id: Option<&str>,
@@ -59,14 +72,10 @@ pub fn decide(
     namespace: &str,
     name: &str,
 ) -> Credentials {
-    let get = |key: &str| {
-        live.and_then(|s| s.data.as_ref())
-            .and_then(|d| d.get(key))
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|v| !v.is_empty())
-    };
-    let client_id = get(CLIENT_ID_KEY)
-        .or_else(|| known_id.map(String::from))
+    let get = |key: &str| live.and_then(|s| value(s, key));
+    let client_id = known_id
+        .map(String::from)
+        .or_else(|| get(CLIENT_ID_KEY))
         .unwrap_or_else(|| new_client_id(namespace, name));
     let client_secret = if public {
         None
@@ -77,6 +86,22 @@ pub fn decide(
         client_id,
         client_secret,
     }
+}
+
+/// A non-empty value of `secret`.
+fn value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()?
+        .get(key)
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether `live` says another client ID than the decided one (someone edited it): it is
+/// written back even though the operator's own content did not change.
+pub fn id_edited(live: &Secret, credentials: &Credentials) -> bool {
+    value(live, CLIENT_ID_KEY).as_deref() != Some(credentials.client_id.as_str())
 }
 
 /// Renders the Secret for `client` with `credentials`.
@@ -152,6 +177,59 @@ mod tests {
         let c = decide(Some(&live), None, false, "ns", "app");
         assert_eq!(c.client_id, "app-1");
         assert_eq!(c.client_secret.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn the_id_in_status_wins_over_an_edited_secret() {
+        let live = secret_with(&[("client_id", "victim-1"), ("client_secret", "s3cret")]);
+        let c = decide(Some(&live), Some("app-1"), false, "ns", "app");
+        assert_eq!(c.client_id, "app-1");
+        assert_eq!(c.client_secret.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn an_edited_id_is_noticed() {
+        let live = secret_with(&[("client_id", "victim-1"), ("client_secret", "s3cret")]);
+        let c = decide(Some(&live), Some("app-1"), false, "ns", "app");
+        assert!(id_edited(&live, &c));
+        let kept = decide(Some(&live), None, false, "ns", "app");
+        assert!(!id_edited(&live, &kept));
+    }
+
+    #[test]
+    fn only_a_secret_the_client_controls_is_its_own() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let owner = |kind: &str, uid: &str, controller: bool| OwnerReference {
+            kind: kind.into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            ..Default::default()
+        };
+        let with = |refs: Vec<OwnerReference>| {
+            let mut s = secret_with(&[]);
+            s.metadata.owner_references = Some(refs);
+            s
+        };
+        assert!(controlled_by(
+            &with(vec![owner("OAuthClient", "u1", true)]),
+            "u1"
+        ));
+        assert!(
+            !controlled_by(&secret_with(&[]), "u1"),
+            "created by someone else"
+        );
+        assert!(!controlled_by(
+            &with(vec![owner("OAuthClient", "u2", true)]),
+            "u1"
+        ));
+        assert!(!controlled_by(
+            &with(vec![owner("OAuthClient", "u1", false)]),
+            "u1"
+        ));
+        assert!(!controlled_by(
+            &with(vec![owner("Deployment", "u1", true)]),
+            "u1"
+        ));
     }
 
     #[test]

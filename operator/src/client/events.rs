@@ -7,7 +7,7 @@ use crate::provider::status::Verdict;
 use kube::runtime::events::EventType;
 
 /// Reasons that stay until someone changes the OAuthClient or its provider.
-const NEEDS_A_PERSON: [&str; 2] = ["ProviderNotFound", "NamespaceNotAllowed"];
+const NEEDS_A_PERSON: [&str; 3] = ["ProviderNotFound", "NamespaceNotAllowed", "SecretConflict"];
 
 /// The Event for a Ready condition going from `was` (status, reason) to `verdict`, if any.
 pub fn transition_event(was: Option<(&str, &str)>, verdict: &Verdict) -> Option<EventType> {

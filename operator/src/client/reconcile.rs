@@ -1,11 +1,13 @@
 //! The OAuthClient reconcile: resolve the provider, enforce its namespace policy, keep the
-//! credentials Secret, register with the admin API, report status. A finalizer deregisters the
-//! client on deletion, and lets go when the provider itself is gone.
+//! credentials Secret, register with the admin API (deregistering first from a provider the
+//! client left), report status. A finalizer deregisters the client on deletion, and lets go
+//! when the provider itself is gone.
 
 use super::admin::{base_url, AdminError};
 use super::credentials::{self, Credentials};
 use super::events::transition_event;
 use super::policy::namespace_allowed;
+use super::registered_with::{deregister_at, held_by, provider_key, split_key, to_leave};
 use crate::apply::{needs_apply, stamp};
 use crate::context::Context;
 use crate::crd::{AuthProvider, OAuthClient, OAuthClientStatus};
@@ -72,16 +74,21 @@ struct Resolved {
     admin_token: Option<String>,
 }
 
-async fn resolve_provider(
-    client: &OAuthClient,
-    ctx: &Context,
-) -> Result<Option<Resolved>, kube::Error> {
+/// The namespace and name of the AuthProvider the client's spec names.
+fn spec_provider(client: &OAuthClient) -> (String, String) {
     let ns = client.namespace().unwrap_or_default();
     let provider_ns = client.spec.provider_ref.namespace.clone().unwrap_or(ns);
-    let name = &client.spec.provider_ref.name;
-    let provider = match ctx.cached_provider(&provider_ns, name) {
+    (provider_ns, client.spec.provider_ref.name.clone())
+}
+
+async fn resolve_provider(
+    provider_ns: &str,
+    name: &str,
+    ctx: &Context,
+) -> Result<Option<Resolved>, kube::Error> {
+    let provider = match ctx.cached_provider(provider_ns, name) {
         Some(cached) => cached.as_ref().clone(),
-        None => match Api::<AuthProvider>::namespaced(ctx.client.clone(), &provider_ns)
+        None => match Api::<AuthProvider>::namespaced(ctx.client.clone(), provider_ns)
             .get_opt(name)
             .await?
         {
@@ -95,7 +102,7 @@ async fn resolve_provider(
             match cached {
                 Some(token) => Some(token),
                 None => {
-                    let token = Api::<Secret>::namespaced(ctx.client.clone(), &provider_ns)
+                    let token = Api::<Secret>::namespaced(ctx.client.clone(), provider_ns)
                         .get_opt(&internal_secret_name(&owner))
                         .await?
                         .as_ref()
@@ -111,7 +118,7 @@ async fn resolve_provider(
     };
     let admin_base = base_url(
         ctx.config.admin_endpoint_override.as_deref(),
-        &provider_ns,
+        provider_ns,
         &provider.name_any(),
     );
     Ok(Some(Resolved {
@@ -135,6 +142,73 @@ fn retry_after(provider: Option<&AuthProvider>) -> Action {
             Action::requeue(Duration::from_secs(5))
         }
         _ => Action::requeue(Duration::from_secs(60)),
+    }
+}
+
+/// Forgets a provider's cached admin token after its admin API refused it (the internal Secret
+/// was regenerated): the next reconcile reads it again.
+fn forget_refused_token(ctx: &Context, provider: &AuthProvider, error: &AdminError) {
+    if error.refused_credentials() {
+        if let Some(uid) = provider.uid() {
+            ctx.admin_tokens.lock().unwrap().remove(&uid);
+        }
+    }
+}
+
+/// Deregisters `client_id` from the provider `key` (`<namespace>/<name>`). A provider that is
+/// gone, being deleted, or without an admin token yet holds no registration to remove:
+/// `Ok(false)`; `Ok(true)` once it is removed.
+async fn deregister(ctx: &Context, key: &str, client_id: &str) -> Result<bool, Error> {
+    let Some((namespace, name)) = split_key(key) else {
+        return Ok(false);
+    };
+    match resolve_provider(namespace, name, ctx).await? {
+        Some(Resolved {
+            provider,
+            admin_base,
+            admin_token: Some(token),
+        }) if provider.metadata.deletion_timestamp.is_none() => {
+            ctx.admin
+                .delete_client(&admin_base, &token, client_id)
+                .await
+                .map_err(|e| {
+                    forget_refused_token(ctx, &provider, &e);
+                    Error::Deregister(e)
+                })?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Deregisters the client (`client_id`) from `at`, a provider it may no longer be registered
+/// with, and tells how that went at the end of `msg`. Returns the provider still holding the
+/// registration afterwards (`at` when deregistering failed) and whether to try again soon.
+async fn leave(
+    ctx: &Context,
+    at: Option<String>,
+    client_id: Option<&str>,
+    msg: &mut String,
+) -> Result<(Option<String>, bool), Error> {
+    let (Some(provider), Some(id)) = (at.as_deref(), client_id) else {
+        return Ok((at, false));
+    };
+    match deregister(ctx, provider, id).await {
+        Ok(done) => {
+            if done {
+                msg.push_str(&format!(
+                    "; client {id} was deregistered from AuthProvider {provider}"
+                ));
+            }
+            Ok((None, false))
+        }
+        Err(Error::Deregister(e)) => {
+            msg.push_str(&format!(
+                "; deregistering client {id} from AuthProvider {provider} failed ({e}), will retry"
+            ));
+            Ok((at, true))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -166,23 +240,26 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     let ns = client.namespace().ok_or(Error::NotStored)?;
     let name = client.name_any();
     let previous = client.status.clone().unwrap_or_default();
+    let (spec_ns, spec_name) = spec_provider(&client);
+    let target = provider_key(&spec_ns, &spec_name);
+    let mut held = held_by(&previous, &target);
 
-    let Some(resolved) = resolve_provider(&client, &ctx).await? else {
-        let provider = client.spec.provider_ref.name.clone();
-        let msg =
-            format!(
-            "AuthProvider {provider} not found in namespace {}; create it or fix spec.providerRef",
-            client.spec.provider_ref.namespace.clone().unwrap_or(ns.clone())
+    let Some(resolved) = resolve_provider(&spec_ns, &spec_name, &ctx).await? else {
+        let mut msg = format!(
+            "AuthProvider {spec_name} not found in namespace {spec_ns}; create it or fix spec.providerRef"
         );
-        return finish(
-            &client,
-            &ctx,
-            &previous,
-            not_ready("ProviderNotFound", msg),
-            None,
-            retry_after(None),
-        )
-        .await;
+        // A client moved to a provider that does not exist (yet) leaves the old one all the same.
+        let (left, soon) = match to_leave(held.as_deref(), &target) {
+            Some(old) => leave(&ctx, Some(old), previous.client_id.as_deref(), &mut msg).await?,
+            None => (held, false),
+        };
+        let retry = if soon {
+            Action::requeue(Duration::from_secs(10))
+        } else {
+            retry_after(None)
+        };
+        let verdict = not_ready("ProviderNotFound", msg);
+        return finish(&client, &ctx, &previous, verdict, None, left, retry).await;
     };
     let provider_ns = resolved.provider.namespace().unwrap_or_default();
 
@@ -201,23 +278,27 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         &ns,
         &ns_labels,
     ) {
-        let msg = format!(
+        let mut msg = format!(
             "AuthProvider {provider_ns}/{} does not accept clients from namespace {ns}; change its spec.clientNamespaces",
             resolved.provider.name_any()
         );
-        return finish(
-            &client,
-            &ctx,
-            &previous,
-            not_ready("NamespaceNotAllowed", msg),
-            None,
-            Action::requeue(Duration::from_secs(60)),
-        )
-        .await;
+        // A registration made before the refusal must not keep working.
+        let (left, soon) = leave(&ctx, held, previous.client_id.as_deref(), &mut msg).await?;
+        let retry = Action::requeue(Duration::from_secs(if soon { 10 } else { 60 }));
+        let verdict = not_ready("NamespaceNotAllowed", msg);
+        return finish(&client, &ctx, &previous, verdict, None, left, retry).await;
     }
 
-    // Credentials: kept from the live Secret, generated only when missing.
+    // Credentials: kept from the client's own Secret, generated only when missing. A Secret of
+    // that name that the client does not control is left alone (see `controlled_by`).
     let secret_name = credentials::secret_name(&client);
+    let uid = client.uid().unwrap_or_default();
+    let conflict = || {
+        not_ready(
+            "SecretConflict",
+            format!("Secret {secret_name} already exists and was not created for this OAuthClient; delete it or set spec.secretName to another name"),
+        )
+    };
     let issuer = resolved.provider.spec.issuer.clone();
     let discovery = discovery_url(&issuer);
     let decide_on = |live: Option<&Secret>| {
@@ -234,7 +315,9 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     // The values known for the cached version settle it without a GET, unless the Secret
     // would be written (see `known_credentials`).
     let recalled = match ctx.applier.cache().get::<Secret>(&ns, &secret_name) {
-        Cached::Present(cached) => ctx.known_credentials.recall(&ns, &cached),
+        Cached::Present(cached) if credentials::controlled_by(&cached, &uid) => {
+            ctx.known_credentials.recall(&ns, &cached)
+        }
         _ => None,
     };
     let settled = recalled.and_then(|live| {
@@ -250,6 +333,13 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             let live = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
                 .get_opt(&secret_name)
                 .await?;
+            if live
+                .as_ref()
+                .is_some_and(|l| !credentials::controlled_by(l, &uid))
+            {
+                let retry = Action::requeue(Duration::from_secs(60));
+                return finish(&client, &ctx, &previous, conflict(), None, held, retry).await;
+            }
             if let Some(live) = &live {
                 ctx.known_credentials.remember(&ns, live);
             }
@@ -260,8 +350,11 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
                     .as_ref()
                     .and_then(|s| s.data.as_ref())
                     .is_some_and(|d| !d.contains_key(credentials::CLIENT_SECRET_KEY));
+            // An edited client_id is written back: the operator's content did not change, so
+            // the applied-content hash alone would not write.
+            let over = live.as_ref().filter(|l| !credentials::id_edited(l, &creds));
             if let Some(secret) = desired {
-                if let Some(applied) = ctx.applier.apply_over(&ns, secret, live.as_ref()).await? {
+                if let Some(applied) = ctx.applier.apply_over(&ns, secret, over).await? {
                     ctx.known_credentials.remember(&ns, &applied);
                     if live.is_none() {
                         ctx.event(
@@ -287,6 +380,36 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         }
     };
 
+    // A client moved to another provider leaves the old one first.
+    if let (Some(old), Some(id)) = (
+        to_leave(held.as_deref(), &target),
+        previous.client_id.as_deref(),
+    ) {
+        match deregister(&ctx, &old, id).await {
+            Ok(done) => {
+                if done {
+                    ctx.event(
+                        client.as_ref(),
+                        EventType::Normal,
+                        "Deregistered",
+                        "Deregister",
+                        format!("deregistered client {id} from AuthProvider {old}: the client moved to {target}"),
+                    );
+                }
+                held = None;
+            }
+            Err(Error::Deregister(e)) => {
+                let verdict = not_ready(
+                    "DeregistrationPending",
+                    format!("client {id} is still registered with AuthProvider {old}, whose admin API failed ({e}); it registers with {target} once that registration is removed or {old} is deleted"),
+                );
+                let retry = Action::requeue(Duration::from_secs(30));
+                return finish(&client, &ctx, &previous, verdict, Some(&creds), held, retry).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
     // Registration (idempotent; repeated at every resync so a wiped database heals).
     let registered = match &resolved.admin_token {
         None => Err(format!(
@@ -298,19 +421,14 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             .put_client(&resolved.admin_base, token, &registration(&client, &creds))
             .await
             .map_err(|e| {
-                if e.refused_credentials() {
-                    // The internal Secret was regenerated: read the token again next time.
-                    if let Some(uid) = resolved.provider.uid() {
-                        ctx.admin_tokens.lock().unwrap().remove(&uid);
-                    }
-                }
+                forget_refused_token(&ctx, &resolved.provider, &e);
                 format!("could not register with the provider's admin API ({e}); will retry")
             }),
     };
     if let Err(msg) = registered {
         let verdict = not_ready("ProviderUnavailable", msg);
         let retry = retry_after(Some(&resolved.provider));
-        return finish(&client, &ctx, &previous, verdict, Some(&creds), retry).await;
+        return finish(&client, &ctx, &previous, verdict, Some(&creds), held, retry).await;
     }
     let ok = Verdict {
         type_: "Ready",
@@ -324,6 +442,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         &previous,
         ok,
         Some(&creds),
+        Some(target),
         Action::requeue(ctx.config.client_resync),
     )
     .await
@@ -335,6 +454,7 @@ async fn finish(
     previous: &OAuthClientStatus,
     verdict: Verdict,
     creds: Option<&Credentials>,
+    registered_with: Option<String>,
     action: Action,
 ) -> Result<Action, Error> {
     let generation = client.metadata.generation;
@@ -346,6 +466,7 @@ async fn finish(
         secret_name: creds
             .map(|_| credentials::secret_name(client))
             .or(previous.secret_name.clone()),
+        registered_with,
         conditions: merge(
             &previous.conditions,
             std::slice::from_ref(&verdict),
@@ -366,7 +487,7 @@ async fn finish(
         api.patch_status(
             &client.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({ "status": status })),
+            &Patch::Merge(&status_patch(&status)),
         )
         .await?;
         if let Some(type_) = event {
@@ -382,24 +503,31 @@ async fn finish(
     Ok(action)
 }
 
+/// The merge patch that makes the stored status `status`: a field it leaves out is removed
+/// (a merge patch keeps what it does not name).
+fn status_patch(status: &OAuthClientStatus) -> serde_json::Value {
+    let mut value = serde_json::json!({ "status": status });
+    if status.registered_with.is_none() {
+        value["status"]["registeredWith"] = serde_json::Value::Null;
+    }
+    value
+}
+
 async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.known_credentials.forget(
         &client.namespace().unwrap_or_default(),
         &credentials::secret_name(&client),
     );
-    let Some(client_id) = client.status.as_ref().and_then(|s| s.client_id.clone()) else {
+    let status = client.status.clone().unwrap_or_default();
+    let (spec_ns, spec_name) = spec_provider(&client);
+    let (Some(client_id), Some(at)) = (
+        status.client_id.clone(),
+        deregister_at(&status, &provider_key(&spec_ns, &spec_name)),
+    ) else {
         return Ok(Action::await_change());
     };
-    match resolve_provider(&client, &ctx).await? {
-        Some(Resolved {
-            provider,
-            admin_base,
-            admin_token: Some(token),
-        }) if provider.metadata.deletion_timestamp.is_none() => {
-            ctx.admin
-                .delete_client(&admin_base, &token, &client_id)
-                .await
-                .map_err(Error::Deregister)?;
+    match deregister(&ctx, &at, &client_id).await? {
+        true => {
             ctx.event(
                 client.as_ref(),
                 EventType::Normal,
@@ -408,17 +536,14 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
                 format!("deregistered client {client_id}"),
             );
         }
-        _ => {
+        false => {
             // The provider (or its admin token) is gone, so is the registration: let go.
             ctx.event(
                 client.as_ref(),
                 EventType::Warning,
                 "ProviderGone",
                 "Deregister",
-                format!(
-                    "AuthProvider {} is gone; nothing to deregister for client {client_id}",
-                    client.spec.provider_ref.name
-                ),
+                format!("AuthProvider {at} is gone; nothing to deregister for client {client_id}"),
             );
         }
     }
@@ -457,6 +582,24 @@ mod tests {
             )])),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_status_registered_nowhere_removes_the_stored_provider() {
+        let nowhere = OAuthClientStatus::default();
+        assert_eq!(
+            status_patch(&nowhere)["status"]["registeredWith"],
+            serde_json::Value::Null
+        );
+        assert!(status_patch(&nowhere)["status"]
+            .as_object()
+            .unwrap()
+            .contains_key("registeredWith"));
+        let held = OAuthClientStatus {
+            registered_with: Some("auth/dev".into()),
+            ..Default::default()
+        };
+        assert_eq!(status_patch(&held)["status"]["registeredWith"], "auth/dev");
     }
 
     #[test]

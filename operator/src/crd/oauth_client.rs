@@ -143,8 +143,14 @@ pub struct OAuthClientStatus {
     /// The Secret holding the credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
-    /// Conditions: Ready (reasons Registered, ProviderNotFound, NamespaceNotAllowed,
-    /// ProviderUnavailable, InvalidSpec).
+    /// The AuthProvider (`<namespace>/<name>`) that holds the client's registration. When
+    /// `spec.providerRef` moves the client to another provider, the operator deregisters it
+    /// here first, so its credentials never keep working at a provider it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_with: Option<String>,
+    /// Conditions: Ready (reasons Registered; ProviderNotFound, NamespaceNotAllowed and
+    /// SecretConflict, which need a person to act; ProviderUnavailable and
+    /// DeregistrationPending, which the operator retries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

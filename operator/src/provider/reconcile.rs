@@ -93,8 +93,8 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
     }
     let scale = desired::scale(spec);
 
-    // 2. Generated Secrets: created once, never regenerated.
-    applier
+    // 2. Generated Secrets: created once; generated again only when deleted, and then said.
+    let created = applier
         .create_if_absent(
             &ns,
             render::secrets::render_internal_secret(
@@ -103,6 +103,11 @@ pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Actio
             ),
         )
         .await?;
+    if created && ap.status.is_some() {
+        let internal = render::secrets::internal_secret_name(&owner);
+        ctx.event(ap.as_ref(), EventType::Warning, "InternalSecretRegenerated", "Create",
+            format!("Secret {internal} was missing and was generated again: restore it from a backup if you have one (stored passwords and TOTP enrolments need its old password-pepper), then restart the auth-server pods (kubectl rollout restart deployment/{}) so that they use it", owner.name));
+    }
     let rotate_request = ap.annotations().get(ROTATE_ANNOTATION).map(String::as_str);
     let policy = desired::key_policy(spec);
     let keys = match ensure_keys(

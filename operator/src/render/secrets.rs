@@ -2,7 +2,8 @@
 //! - `x-internal`: admin API token, cookie/session key and password pepper;
 //! - `x-signing-keys`: the signing key set (format: [`palisade_wire::keyset`]).
 //!
-//! Both are created once and never silently regenerated (see `apply::create_if_absent`).
+//! Both are created once (see `apply::create_if_absent`). A deleted `x-internal` is generated
+//! again with a Warning Event; the key set's own rules are in `provider/keys.rs`.
 
 use super::owner::Owner;
 use k8s_openapi::api::core::v1::Secret;
