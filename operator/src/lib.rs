@@ -14,5 +14,6 @@ pub mod owned_cache;
 pub mod provider;
 pub mod render;
 pub mod rollout;
+pub mod status_patch;
 pub mod telemetry;
 pub mod trim;

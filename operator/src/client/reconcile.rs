@@ -16,6 +16,7 @@ use crate::provider::desired::discovery_url;
 use crate::provider::status::{merge, Verdict};
 use crate::render::owner::Owner;
 use crate::render::secrets::{admin_token_from_secret, internal_secret_name};
+use crate::status_patch::replace_status;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams};
@@ -487,7 +488,7 @@ async fn finish(
         api.patch_status(
             &client.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(&status_patch(&status)),
+            &Patch::Merge(&replace_status(Some(previous), &status)),
         )
         .await?;
         if let Some(type_) = event {
@@ -501,16 +502,6 @@ async fn finish(
         }
     }
     Ok(action)
-}
-
-/// The merge patch that makes the stored status `status`: a field it leaves out is removed
-/// (a merge patch keeps what it does not name).
-fn status_patch(status: &OAuthClientStatus) -> serde_json::Value {
-    let mut value = serde_json::json!({ "status": status });
-    if status.registered_with.is_none() {
-        value["status"]["registeredWith"] = serde_json::Value::Null;
-    }
-    value
 }
 
 async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -582,24 +573,6 @@ mod tests {
             )])),
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn a_status_registered_nowhere_removes_the_stored_provider() {
-        let nowhere = OAuthClientStatus::default();
-        assert_eq!(
-            status_patch(&nowhere)["status"]["registeredWith"],
-            serde_json::Value::Null
-        );
-        assert!(status_patch(&nowhere)["status"]
-            .as_object()
-            .unwrap()
-            .contains_key("registeredWith"));
-        let held = OAuthClientStatus {
-            registered_with: Some("auth/dev".into()),
-            ..Default::default()
-        };
-        assert_eq!(status_patch(&held)["status"]["registeredWith"], "auth/dev");
     }
 
     #[test]

@@ -372,14 +372,7 @@ async fn write_status(
 ) -> Result<(), kube::Error> {
     let api: Api<AuthProvider> =
         Api::namespaced(ctx.client.clone(), &ap.namespace().unwrap_or_default());
-    let mut value = serde_json::to_value(status).expect("status serializes");
-    // A merge patch keeps fields it does not mention: clear the revisions explicitly.
-    if let Some(fields) = value.as_object_mut() {
-        for key in ["currentRevision", "lastGoodRevision", "failedRevision"] {
-            fields.entry(key).or_insert(serde_json::Value::Null);
-        }
-    }
-    let patch = serde_json::json!({ "status": value });
+    let patch = crate::status_patch::replace_status(ap.status.as_ref(), status);
     ctx.metrics.count_write("AuthProvider", "patch_status");
     api.patch_status(
         &ap.name_any(),
