@@ -57,6 +57,8 @@ pub struct Context {
     /// The key step's answers by key Secret version, so that a reconcile with nothing to
     /// rotate does not read the Secret.
     pub settled_keys: Arc<crate::provider::settled_keys::SettledKeys>,
+    /// Failures in a row by object, for the retry delay after an error.
+    pub backoff: Arc<crate::backoff::Backoff>,
 }
 
 impl Context {
@@ -85,6 +87,7 @@ impl Context {
             known_credentials: Arc::default(),
             record_versions: Arc::default(),
             settled_keys: Arc::default(),
+            backoff: Arc::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Palisade operator: CRD types, controllers, key rotation and rollout logic.
 
 pub mod apply;
+pub mod backoff;
 pub mod client;
 pub mod context;
 pub mod controller;

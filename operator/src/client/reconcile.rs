@@ -57,16 +57,21 @@ fn not_ready(reason: &'static str, message: String) -> Verdict {
 /// Reconciles one OAuthClient (through the finalizer helper).
 pub async fn reconcile(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("oauthclient");
+    let key = crate::backoff::key(client.as_ref());
     let ns = client.namespace().ok_or(Error::NotStored)?;
     let api: Api<OAuthClient> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, client, |event| async {
+    let result = finalizer(&api, FINALIZER, client, |event| async {
         match event {
             Finalizer::Apply(c) => apply(c, ctx.clone()).await,
             Finalizer::Cleanup(c) => cleanup(c, ctx.clone()).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
 }
 
 struct Resolved {
@@ -542,8 +547,9 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
 }
 
 /// Retry policy after an error.
-pub fn error_policy(_client: Arc<OAuthClient>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "OAuthClient reconcile failed");
+pub fn error_policy(client: Arc<OAuthClient>, error: &Error, ctx: Arc<Context>) -> Action {
+    let retry = ctx.backoff.failed(crate::backoff::key(client.as_ref()));
+    tracing::warn!(%error, retry_in_seconds = retry.as_secs(), "OAuthClient reconcile failed");
     ctx.metrics
         .reconcile_errors
         .get_or_create(&crate::metrics::ErrorLabels {
@@ -551,7 +557,7 @@ pub fn error_policy(_client: Arc<OAuthClient>, error: &Error, ctx: Arc<Context>)
             reason: "error".into(),
         })
         .inc();
-    Action::requeue(Duration::from_secs(10))
+    Action::requeue(retry)
 }
 
 #[cfg(test)]

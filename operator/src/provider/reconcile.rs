@@ -73,6 +73,15 @@ async fn check_secret(
 
 /// Reconciles one AuthProvider.
 pub async fn reconcile(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = crate::backoff::key(ap.as_ref());
+    let result = reconcile_steps(ap, ctx.clone()).await;
+    if result.is_ok() {
+        ctx.backoff.succeeded(&key);
+    }
+    result
+}
+
+async fn reconcile_steps(ap: Arc<AuthProvider>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_started("authprovider");
     let owner = Owner::of(ap.as_ref()).ok_or(Error::NotStored)?;
     let ns = owner.namespace.clone();
@@ -384,8 +393,9 @@ async fn write_status(
 }
 
 /// Retry policy after an error.
-pub fn error_policy(_ap: Arc<AuthProvider>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed");
+pub fn error_policy(ap: Arc<AuthProvider>, error: &Error, ctx: Arc<Context>) -> Action {
+    let retry = ctx.backoff.failed(crate::backoff::key(ap.as_ref()));
+    tracing::warn!(%error, retry_in_seconds = retry.as_secs(), "reconcile failed");
     ctx.metrics
         .reconcile_errors
         .get_or_create(&crate::metrics::ErrorLabels {
@@ -393,5 +403,5 @@ pub fn error_policy(_ap: Arc<AuthProvider>, error: &Error, ctx: Arc<Context>) ->
             reason: error.reason(),
         })
         .inc();
-    Action::requeue(Duration::from_secs(10))
+    Action::requeue(retry)
 }
