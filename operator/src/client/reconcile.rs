@@ -248,7 +248,10 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     let previous = client.status.clone().unwrap_or_default();
     let (spec_ns, spec_name) = spec_provider(&client);
     let target = provider_key(&spec_ns, &spec_name);
-    let mut held = held_by(&previous, &target);
+    // Where the registration may be, for deciding whether to deregister; status records only
+    // what is known (`recorded`), never the guess for statuses from before the field.
+    let held = held_by(&previous, &target);
+    let mut recorded = previous.registered_with.clone();
 
     let Some(resolved) = resolve_provider(&spec_ns, &spec_name, &ctx).await? else {
         let mut msg = format!(
@@ -257,7 +260,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         // A client moved to a provider that does not exist (yet) leaves the old one all the same.
         let (left, soon) = match to_leave(held.as_deref(), &target) {
             Some(old) => leave(&ctx, Some(old), previous.client_id.as_deref(), &mut msg).await?,
-            None => (held, false),
+            None => (recorded, false),
         };
         let retry = if soon {
             Action::requeue(Duration::from_secs(10))
@@ -344,7 +347,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
                 .is_some_and(|l| !credentials::controlled_by(l, &uid))
             {
                 let retry = Action::requeue(Duration::from_secs(60));
-                return finish(&client, &ctx, &previous, conflict(), None, held, retry).await;
+                return finish(&client, &ctx, &previous, conflict(), None, recorded, retry).await;
             }
             if let Some(live) = &live {
                 ctx.known_credentials.remember(&ns, live);
@@ -402,7 +405,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
                         format!("deregistered client {id} from AuthProvider {old}: the client moved to {target}"),
                     );
                 }
-                held = None;
+                recorded = None;
             }
             Err(Error::Deregister(e)) => {
                 let verdict = not_ready(
@@ -410,7 +413,16 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
                     format!("client {id} is still registered with AuthProvider {old}, whose admin API failed ({e}); it registers with {target} once that registration is removed or {old} is deleted"),
                 );
                 let retry = Action::requeue(Duration::from_secs(30));
-                return finish(&client, &ctx, &previous, verdict, Some(&creds), held, retry).await;
+                return finish(
+                    &client,
+                    &ctx,
+                    &previous,
+                    verdict,
+                    Some(&creds),
+                    recorded,
+                    retry,
+                )
+                .await;
             }
             Err(e) => return Err(e),
         }
@@ -434,7 +446,16 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     if let Err(msg) = registered {
         let verdict = not_ready("ProviderUnavailable", msg);
         let retry = retry_after(Some(&resolved.provider));
-        return finish(&client, &ctx, &previous, verdict, Some(&creds), held, retry).await;
+        return finish(
+            &client,
+            &ctx,
+            &previous,
+            verdict,
+            Some(&creds),
+            recorded,
+            retry,
+        )
+        .await;
     }
     let ok = Verdict {
         type_: "Ready",
