@@ -626,7 +626,9 @@ pub struct AuthProviderStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Conditions: Ready, Progressing, Degraded, KeysReady, RolledBack.
+    /// Conditions: Ready (the issuer is served at full strength, by whichever revision),
+    /// Progressing (True until every replica runs the current revision), Degraded (what went
+    /// wrong), KeysReady, RolledBack.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The issuer URL being served.

@@ -141,6 +141,13 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
             && d.available >= d.desired
             && d.desired > 0
     });
+    // Ready means the issuer is served at full strength, whichever revision serves it: during a
+    // rollout (old pods stay until new ones are available) and after a failed one left as it
+    // is, the provider stays Ready and Progressing or Degraded tell the rest.
+    let serving = obs
+        .deployment
+        .as_ref()
+        .map(|d| d.ready >= d.desired && d.available >= d.desired && d.desired > 0);
 
     let waiting = obs.rollout.as_ref().and_then(|r| r.waiting.clone());
     out.push(if let Some(msg) = db_missing {
@@ -150,7 +157,7 @@ pub fn decide(obs: &Observed) -> Vec<Verdict> {
     } else if let Some(msg) = upstream_missing_message(&obs.upstream_secrets) {
         verdict("Ready", false, "UpstreamSecretMissing", msg)
     } else {
-        match (&obs.deployment, rollout_done) {
+        match (&obs.deployment, serving) {
             (Some(d), Some(true)) => verdict(
                 "Ready",
                 true,
@@ -397,7 +404,30 @@ mod tests {
     }
 
     #[test]
-    fn rollout_in_progress_is_not_ready() {
+    fn a_rollout_served_at_full_strength_stays_ready() {
+        let mut obs = healthy();
+        obs.deployment = Some(DeploymentObservation {
+            desired: 2,
+            updated: 1,
+            ready: 2,
+            available: 2,
+            caught_up: true,
+        });
+        let v = decide(&obs);
+        assert!(
+            find(&v, "Ready").ok,
+            "the old pods serve until new ones are available"
+        );
+        assert_eq!(find(&v, "Progressing").reason, "RolloutInProgress");
+        obs.deployment.as_mut().unwrap().caught_up = false;
+        assert!(
+            find(&decide(&obs), "Ready").ok,
+            "a spec the Deployment has not seen yet"
+        );
+    }
+
+    #[test]
+    fn a_replica_short_is_not_ready() {
         let mut obs = healthy();
         obs.deployment = Some(DeploymentObservation {
             desired: 2,
