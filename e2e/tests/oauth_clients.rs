@@ -145,6 +145,25 @@ async fn ready_reason(client: &Client, ns: &str, name: &str) -> Option<String> {
         .map(|c| format!("{}:{}", c.status, c.reason))
 }
 
+/// Waits until the OAuthClient's Ready condition is `want` (`<status>:<reason>`).
+async fn until_ready_reason(client: &Client, ns: &str, name: &str, want: &str) {
+    eventually(&format!("{name} {want}"), WAIT, || async {
+        (ready_reason(client, ns, name).await? == want).then_some(())
+    })
+    .await;
+}
+
+/// Creates an OAuthClient from its manifest.
+async fn create_client(client: &Client, ns: &str, manifest: serde_json::Value) {
+    Api::<OAuthClient>::namespaced(client.clone(), ns)
+        .create(
+            &Default::default(),
+            &serde_json::from_value(manifest).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn sample_clients_register_get_tokens_heal_and_deregister() {
     let Some(kube) = cluster().await else { return };
@@ -171,10 +190,7 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         kubectl_ok(&["apply", "--server-side", "-n", &ns.name, "-f", &sample(f)]);
     }
     for name in ["webapp", "spa", "machine"] {
-        eventually(&format!("{name} Registered"), WAIT, || async {
-            (ready_reason(&kube, &ns.name, name).await? == "True:Registered").then_some(())
-        })
-        .await;
+        until_ready_reason(&kube, &ns.name, name, "True:Registered").await;
     }
 
     let webapp_status = Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
@@ -434,17 +450,8 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         "spec": {"providerRef": {"name": "dev"}, "grantTypes": ["client_credentials"],
                  "secretName": "app-config"}
     });
-    Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
-        .create(
-            &Default::default(),
-            &serde_json::from_value(squatter).unwrap(),
-        )
-        .await
-        .unwrap();
-    eventually("SecretConflict", WAIT, || async {
-        (ready_reason(&kube, &ns.name, "squatter").await? == "False:SecretConflict").then_some(())
-    })
-    .await;
+    create_client(&kube, &ns.name, squatter).await;
+    until_ready_reason(&kube, &ns.name, "squatter", "False:SecretConflict").await;
     let untouched = Api::<Secret>::namespaced(kube.clone(), &ns.name)
         .get("app-config")
         .await
@@ -474,15 +481,7 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         )
         .await
         .unwrap();
-    eventually(
-        "the moved machine client ProviderNotFound",
-        WAIT,
-        || async {
-            (ready_reason(&kube, &ns.name, "machine").await? == "False:ProviderNotFound")
-                .then_some(())
-        },
-    )
-    .await;
+    until_ready_reason(&kube, &ns.name, "machine", "False:ProviderNotFound").await;
     eventually(
         "the old provider to refuse the moved client",
         WAIT,
@@ -536,17 +535,8 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         "spec": {"providerRef": {"name": "dev", "namespace": ns.name},
                  "grantTypes": ["client_credentials"], "tokenEndpointAuthMethod": "client_secret_post"}
     });
-    Api::<OAuthClient>::namespaced(kube.clone(), &other.name)
-        .create(
-            &Default::default(),
-            &serde_json::from_value(outsider).unwrap(),
-        )
-        .await
-        .unwrap();
-    eventually("the outsider Registered", WAIT, || async {
-        (ready_reason(&kube, &other.name, "outsider").await? == "True:Registered").then_some(())
-    })
-    .await;
+    create_client(&kube, &other.name, outsider).await;
+    until_ready_reason(&kube, &other.name, "outsider", "True:Registered").await;
     let outsider = secret(&kube, &other.name, "outsider-oauth").await;
     let outsider_token = || async {
         client_credentials(
@@ -564,11 +554,7 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         .patch("dev", &PatchParams::default(), &Patch::Merge(admit("Same")))
         .await
         .unwrap();
-    eventually("NamespaceNotAllowed", WAIT, || async {
-        (ready_reason(&kube, &other.name, "outsider").await? == "False:NamespaceNotAllowed")
-            .then_some(())
-    })
-    .await;
+    until_ready_reason(&kube, &other.name, "outsider", "False:NamespaceNotAllowed").await;
     let refused = Api::<OAuthClient>::namespaced(kube.clone(), &other.name)
         .get("outsider")
         .await
