@@ -3,7 +3,7 @@
 
 use crate::apply::Applier;
 use crate::client::admin::AdminClient;
-use crate::crd::AuthProvider;
+use crate::crd::{AuthProvider, OAuthClient};
 use crate::metrics::Metrics;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -45,6 +45,9 @@ pub struct Context {
     /// The AuthProviders the OAuthClient controller watches (a reflector's cache), so that
     /// resolving a client's provider reads memory instead of the API server.
     pub providers: Option<Store<AuthProvider>>,
+    /// The OAuthClients the OAuthClient controller watches, for telling whether a client ID
+    /// is already another client's.
+    pub clients: Option<Store<OAuthClient>>,
     /// Admin tokens read from the providers' internal Secrets, by provider uid. A token is
     /// generated once per provider; an admin API that refuses it drops it from here.
     pub admin_tokens: Arc<Mutex<HashMap<String, String>>>,
@@ -83,6 +86,7 @@ impl Context {
             config,
             admin: AdminClient::default(),
             providers: None,
+            clients: None,
             admin_tokens: Arc::default(),
             known_credentials: Arc::default(),
             record_versions: Arc::default(),
@@ -91,12 +95,27 @@ impl Context {
         }
     }
 
-    /// The same context, resolving providers from `store`.
-    pub fn with_provider_store(&self, store: Store<AuthProvider>) -> Self {
+    /// The same context, resolving providers from `providers` and looking client IDs up in
+    /// `clients`.
+    pub fn with_stores(&self, providers: Store<AuthProvider>, clients: Store<OAuthClient>) -> Self {
         Context {
-            providers: Some(store),
+            providers: Some(providers),
+            clients: Some(clients),
             ..self.clone()
         }
+    }
+
+    /// The uid of another OAuthClient than `uid` whose status records `client_id`, waiting for
+    /// the first full list of OAuthClients if need be. `None` without a store (one-off tools).
+    pub async fn client_id_holder(&self, client_id: &str, uid: &str) -> Option<String> {
+        let store = self.clients.as_ref()?;
+        store.wait_until_ready().await.ok()?;
+        store
+            .find(|c| {
+                c.metadata.uid.as_deref() != Some(uid)
+                    && c.status.as_ref().and_then(|s| s.client_id.as_deref()) == Some(client_id)
+            })
+            .and_then(|c| c.metadata.uid.clone())
     }
 
     /// An AuthProvider from the cache when the cache has it; `None` when there is no cache, it

@@ -236,7 +236,7 @@ pub async fn run_oauth_clients(ctx: Arc<Context>, scope: Scope, concurrency: u16
     // The providers, cached for lookups and watched for the changes their clients care about
     // (spec, Ready, creation, deletion; not every status write).
     let (providers, writer) = reflector::store::<AuthProvider>();
-    let ctx = Arc::new(ctx.with_provider_store(providers));
+    let ctx = Arc::new(ctx.with_stores(providers, store.clone()));
     let mut filter = ChangeFilter::default();
     let provider_changes = reflector(
         writer,

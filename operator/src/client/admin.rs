@@ -12,6 +12,10 @@ pub enum AdminError {
     Unreachable { url: String, source: reqwest::Error },
     #[error("admin API at {url} answered {status}")]
     Status { url: String, status: u16 },
+    /// The provider exists but its admin token is not known (its internal Secret is missing
+    /// or being regenerated): its pods may still hold registrations, so this is retried.
+    #[error("its admin token is not available yet")]
+    NoToken,
 }
 
 impl AdminError {

@@ -60,14 +60,17 @@ pub fn controlled_by(secret: &Secret, uid: &str) -> bool {
 }
 
 /// Decides the credentials of a client whose Secret is `live` (one it controls, see
-/// [`controlled_by`]): the client ID recorded in status wins, then the Secret's, and a new
-/// one only for a client that has neither. Status is written by the operator alone, so
-/// editing the Secret cannot point a client at another client's registration. A confidential
-/// client whose Secret lost `client_secret` (or was deleted) gets a new secret — that is how a
-/// user rotates it.
+/// [`controlled_by`]): the client ID recorded in status wins, then the Secret's unless
+/// `secret_id_taken` (another OAuthClient's status records it), and a new one for a client
+/// that has neither. Status is written by the operator alone, so neither editing a Secret nor
+/// forging one (its owner reference included) can point a client at another client's
+/// registration. The Secret's ID counts at all for a client whose status lost it (restored
+/// from a backup without status). A confidential client whose Secret lost `client_secret` (or
+/// was deleted) gets a new secret — that is how a user rotates it.
 pub fn decide(
     live: Option<&Secret>,
     known_id: Option<&str>,
+    secret_id_taken: bool,
     public: bool,
     namespace: &str,
     name: &str,
@@ -75,7 +78,7 @@ pub fn decide(
     let get = |key: &str| live.and_then(|s| value(s, key));
     let client_id = known_id
         .map(String::from)
-        .or_else(|| get(CLIENT_ID_KEY))
+        .or_else(|| get(CLIENT_ID_KEY).filter(|_| !secret_id_taken))
         .unwrap_or_else(|| new_client_id(namespace, name));
     let client_secret = if public {
         None
@@ -86,6 +89,11 @@ pub fn decide(
         client_id,
         client_secret,
     }
+}
+
+/// The client ID `secret` holds, if any.
+pub fn client_id_in(secret: &Secret) -> Option<String> {
+    value(secret, CLIENT_ID_KEY)
 }
 
 /// A non-empty value of `secret`.
@@ -174,7 +182,7 @@ mod tests {
     #[test]
     fn existing_credentials_are_kept() {
         let live = secret_with(&[("client_id", "app-1"), ("client_secret", "s3cret")]);
-        let c = decide(Some(&live), None, false, "ns", "app");
+        let c = decide(Some(&live), None, false, false, "ns", "app");
         assert_eq!(c.client_id, "app-1");
         assert_eq!(c.client_secret.as_deref(), Some("s3cret"));
     }
@@ -182,17 +190,36 @@ mod tests {
     #[test]
     fn the_id_in_status_wins_over_an_edited_secret() {
         let live = secret_with(&[("client_id", "victim-1"), ("client_secret", "s3cret")]);
-        let c = decide(Some(&live), Some("app-1"), false, "ns", "app");
+        let c = decide(Some(&live), Some("app-1"), false, false, "ns", "app");
         assert_eq!(c.client_id, "app-1");
         assert_eq!(c.client_secret.as_deref(), Some("s3cret"));
     }
 
     #[test]
+    fn an_id_another_client_holds_is_not_taken_from_the_secret() {
+        // A forged Secret (owner reference and all) naming another client's ID, for a client
+        // whose status records none yet.
+        let live = secret_with(&[("client_id", "victim-1"), ("client_secret", "s3cret")]);
+        let c = decide(Some(&live), None, true, false, "ns", "app");
+        assert!(c.client_id.starts_with("ns-app-"), "{}", c.client_id);
+        assert!(
+            id_edited(&live, &c),
+            "the Secret is rewritten with the new ID"
+        );
+        assert_eq!(client_id_in(&live).as_deref(), Some("victim-1"));
+        assert_eq!(
+            decide(Some(&live), Some("app-1"), true, false, "ns", "app").client_id,
+            "app-1",
+            "the recorded ID is the client's own whatever the Secret says"
+        );
+    }
+
+    #[test]
     fn an_edited_id_is_noticed() {
         let live = secret_with(&[("client_id", "victim-1"), ("client_secret", "s3cret")]);
-        let c = decide(Some(&live), Some("app-1"), false, "ns", "app");
+        let c = decide(Some(&live), Some("app-1"), false, false, "ns", "app");
         assert!(id_edited(&live, &c));
-        let kept = decide(Some(&live), None, false, "ns", "app");
+        let kept = decide(Some(&live), None, false, false, "ns", "app");
         assert!(!id_edited(&live, &kept));
     }
 
@@ -234,15 +261,15 @@ mod tests {
 
     #[test]
     fn deleted_secret_rotates_the_secret_but_keeps_the_id() {
-        let c = decide(None, Some("app-1"), false, "ns", "app");
+        let c = decide(None, Some("app-1"), false, false, "ns", "app");
         assert_eq!(c.client_id, "app-1");
         assert_eq!(c.client_secret.as_ref().unwrap().len(), 43);
     }
 
     #[test]
     fn public_clients_get_no_secret_and_new_ids_are_unique() {
-        let a = decide(None, None, true, "team-a", "spa");
-        let b = decide(None, None, true, "team-a", "spa");
+        let a = decide(None, None, false, true, "team-a", "spa");
+        let b = decide(None, None, false, true, "team-a", "spa");
         assert!(a.client_secret.is_none());
         assert!(a.client_id.starts_with("team-a-spa-"));
         assert_ne!(a.client_id, b.client_id);

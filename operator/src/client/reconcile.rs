@@ -161,61 +161,131 @@ fn forget_refused_token(ctx: &Context, provider: &AuthProvider, error: &AdminErr
     }
 }
 
+/// What deregistering from a provider came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deregistered {
+    /// The provider's admin API removed the registration.
+    Removed,
+    /// The provider is gone or being deleted, and its registrations with it.
+    ProviderGone,
+}
+
 /// Deregisters `client_id` from the provider `key` (`<namespace>/<name>`). A provider that is
-/// gone, being deleted, or without an admin token yet holds no registration to remove:
-/// `Ok(false)`; `Ok(true)` once it is removed.
-async fn deregister(ctx: &Context, key: &str, client_id: &str) -> Result<bool, Error> {
+/// alive but whose admin token is not known yet fails with [`AdminError::NoToken`]: its pods
+/// may still hold the registration.
+async fn deregister(ctx: &Context, key: &str, client_id: &str) -> Result<Deregistered, Error> {
     let Some((namespace, name)) = split_key(key) else {
-        return Ok(false);
+        return Ok(Deregistered::ProviderGone);
     };
-    match resolve_provider(namespace, name, ctx).await? {
-        Some(Resolved {
-            provider,
-            admin_base,
-            admin_token: Some(token),
-        }) if provider.metadata.deletion_timestamp.is_none() => {
-            ctx.admin
-                .delete_client(&admin_base, &token, client_id)
-                .await
-                .map_err(|e| {
-                    forget_refused_token(ctx, &provider, &e);
-                    Error::Deregister(e)
-                })?;
-            Ok(true)
+    let Some(resolved) = resolve_provider(namespace, name, ctx).await? else {
+        return Ok(Deregistered::ProviderGone);
+    };
+    if resolved.provider.metadata.deletion_timestamp.is_some() {
+        return Ok(Deregistered::ProviderGone);
+    }
+    let token = resolved
+        .admin_token
+        .ok_or(Error::Deregister(AdminError::NoToken))?;
+    ctx.admin
+        .delete_client(&resolved.admin_base, &token, client_id)
+        .await
+        .map_err(|e| {
+            forget_refused_token(ctx, &resolved.provider, &e);
+            Error::Deregister(e)
+        })?;
+    Ok(Deregistered::Removed)
+}
+
+/// How leaving the provider that held a client's registration went.
+enum Leaving {
+    /// No provider other than the one the spec names holds it.
+    Stay,
+    /// The old provider no longer holds it (`removed`: its admin API removed it now).
+    Left { removed: bool },
+    /// Removing it failed; the old provider still holds it.
+    Pending(AdminError),
+}
+
+/// Deregisters the client from `old`, a provider it left (moved away from, or refused by),
+/// with a Normal Event when a registration was removed.
+async fn leave(
+    ctx: &Context,
+    client: &OAuthClient,
+    old: Option<&str>,
+    client_id: Option<&str>,
+    why: &str,
+) -> Result<Leaving, Error> {
+    let (Some(old), Some(id)) = (old, client_id) else {
+        return Ok(Leaving::Stay);
+    };
+    match deregister(ctx, old, id).await {
+        Ok(outcome) => {
+            let removed = outcome == Deregistered::Removed;
+            if removed {
+                ctx.event(
+                    client,
+                    EventType::Normal,
+                    "Deregistered",
+                    "Deregister",
+                    format!("deregistered client {id} from AuthProvider {old}: {why}"),
+                );
+            }
+            Ok(Leaving::Left { removed })
         }
-        _ => Ok(false),
+        Err(Error::Deregister(e)) => Ok(Leaving::Pending(e)),
+        Err(e) => Err(e),
     }
 }
 
-/// Deregisters the client (`client_id`) from `at`, a provider it may no longer be registered
-/// with, and tells how that went at the end of `msg`. Returns the provider still holding the
-/// registration afterwards (`at` when deregistering failed) and whether to try again soon.
-async fn leave(
+/// For a client that cannot register now (its provider is missing or refuses it): leaves
+/// `old`, tells how that went at the end of `msg`, and returns the provider still holding the
+/// registration afterwards and whether to try again soon.
+async fn leave_noting(
     ctx: &Context,
-    at: Option<String>,
+    client: &OAuthClient,
+    old: Option<String>,
     client_id: Option<&str>,
+    why: &str,
     msg: &mut String,
 ) -> Result<(Option<String>, bool), Error> {
-    let (Some(provider), Some(id)) = (at.as_deref(), client_id) else {
-        return Ok((at, false));
-    };
-    match deregister(ctx, provider, id).await {
-        Ok(done) => {
-            if done {
-                msg.push_str(&format!(
-                    "; client {id} was deregistered from AuthProvider {provider}"
-                ));
+    let id = client_id.unwrap_or_default();
+    let at = old.as_deref().unwrap_or_default();
+    Ok(
+        match leave(ctx, client, old.as_deref(), client_id, why).await? {
+            Leaving::Stay => (old, false),
+            Leaving::Left { removed } => {
+                if removed {
+                    msg.push_str(&format!(
+                        "; client {id} was deregistered from AuthProvider {at}"
+                    ));
+                }
+                (None, false)
             }
-            Ok((None, false))
-        }
-        Err(Error::Deregister(e)) => {
-            msg.push_str(&format!(
-                "; deregistering client {id} from AuthProvider {provider} failed ({e}), will retry"
-            ));
-            Ok((at, true))
-        }
-        Err(e) => Err(e),
+            Leaving::Pending(e) => {
+                msg.push_str(&format!(
+                    "; deregistering client {id} from AuthProvider {at} failed ({e}), will retry"
+                ));
+                (old, true)
+            }
+        },
+    )
+}
+
+/// The client ID in `live` when another OAuthClient's status records it. Asked only for a
+/// client whose own status records no ID (the recorded one is always its own): such a client
+/// takes the ID from its Secret, and a Secret anyone can create in its namespace must not
+/// hand it another client's registration.
+async fn taken_elsewhere(
+    ctx: &Context,
+    previous: &OAuthClientStatus,
+    live: Option<&Secret>,
+    uid: &str,
+) -> Option<String> {
+    if previous.client_id.is_some() {
+        return None;
     }
+    let id = credentials::client_id_in(live?)?;
+    ctx.client_id_holder(&id, uid).await.map(|_| id)
 }
 
 /// The registration payload for the client's spec and credentials.
@@ -259,7 +329,18 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         );
         // A client moved to a provider that does not exist (yet) leaves the old one all the same.
         let (left, soon) = match to_leave(held.as_deref(), &target) {
-            Some(old) => leave(&ctx, Some(old), previous.client_id.as_deref(), &mut msg).await?,
+            Some(old) => {
+                let why = format!("the client moved to {target}, which does not exist");
+                leave_noting(
+                    &ctx,
+                    &client,
+                    Some(old),
+                    previous.client_id.as_deref(),
+                    &why,
+                    &mut msg,
+                )
+                .await?
+            }
             None => (recorded, false),
         };
         let retry = if soon {
@@ -292,10 +373,46 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             resolved.provider.name_any()
         );
         // A registration made before the refusal must not keep working.
-        let (left, soon) = leave(&ctx, held, previous.client_id.as_deref(), &mut msg).await?;
+        let why = "the provider does not accept clients from this namespace";
+        let (left, soon) = leave_noting(
+            &ctx,
+            &client,
+            held,
+            previous.client_id.as_deref(),
+            why,
+            &mut msg,
+        )
+        .await?;
         let retry = Action::requeue(Duration::from_secs(if soon { 10 } else { 60 }));
         let verdict = not_ready("NamespaceNotAllowed", msg);
         return finish(&client, &ctx, &previous, verdict, None, left, retry).await;
+    }
+
+    // A client moved to another provider leaves the old one first, before anything about its
+    // Secret can stop the reconcile: a client never keeps working at a provider it left.
+    let old = to_leave(held.as_deref(), &target);
+    let why = format!("the client moved to {target}");
+    match leave(
+        &ctx,
+        &client,
+        old.as_deref(),
+        previous.client_id.as_deref(),
+        &why,
+    )
+    .await?
+    {
+        Leaving::Stay => {}
+        Leaving::Left { .. } => recorded = None,
+        Leaving::Pending(e) => {
+            let id = previous.client_id.as_deref().unwrap_or_default();
+            let old = old.unwrap_or_default();
+            let verdict = not_ready(
+                "DeregistrationPending",
+                format!("client {id} is still registered with AuthProvider {old}, whose admin API failed ({e}); it registers with {target} once that registration is removed or {old} is deleted"),
+            );
+            let retry = Action::requeue(Duration::from_secs(30));
+            return finish(&client, &ctx, &previous, verdict, None, recorded, retry).await;
+        }
     }
 
     // Credentials: kept from the client's own Secret, generated only when missing. A Secret of
@@ -310,10 +427,11 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
     };
     let issuer = resolved.provider.spec.issuer.clone();
     let discovery = discovery_url(&issuer);
-    let decide_on = |live: Option<&Secret>| {
+    let decide_on = |live: Option<&Secret>, secret_id_taken: bool| {
         let creds = credentials::decide(
             live,
             previous.client_id.as_deref(),
+            secret_id_taken,
             client.spec.public,
             &ns,
             &name,
@@ -329,10 +447,17 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
         }
         _ => None,
     };
-    let settled = recalled.and_then(|live| {
-        let (creds, desired) = decide_on(Some(&live));
-        (!would_write(desired, &live)).then_some(creds)
-    });
+    let settled = match recalled {
+        Some(live)
+            if taken_elsewhere(&ctx, &previous, Some(&live), &uid)
+                .await
+                .is_none() =>
+        {
+            let (creds, desired) = decide_on(Some(&live), false);
+            (!would_write(desired, &live)).then_some(creds)
+        }
+        _ => None,
+    };
     let creds = match settled {
         Some(creds) => creds,
         None => {
@@ -352,7 +477,17 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             if let Some(live) = &live {
                 ctx.known_credentials.remember(&ns, live);
             }
-            let (creds, desired) = decide_on(live.as_ref());
+            let taken = taken_elsewhere(&ctx, &previous, live.as_ref(), &uid).await;
+            if let Some(id) = &taken {
+                ctx.event(
+                    client.as_ref(),
+                    EventType::Warning,
+                    "ClientIdInUse",
+                    "Create",
+                    format!("Secret {secret_name} holds client_id {id}, which another OAuthClient uses; this client gets a new client_id"),
+                );
+            }
+            let (creds, desired) = decide_on(live.as_ref(), taken.is_some());
             let rotated = live.is_some()
                 && creds.client_secret.is_some()
                 && live
@@ -388,45 +523,6 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             creds
         }
     };
-
-    // A client moved to another provider leaves the old one first.
-    if let (Some(old), Some(id)) = (
-        to_leave(held.as_deref(), &target),
-        previous.client_id.as_deref(),
-    ) {
-        match deregister(&ctx, &old, id).await {
-            Ok(done) => {
-                if done {
-                    ctx.event(
-                        client.as_ref(),
-                        EventType::Normal,
-                        "Deregistered",
-                        "Deregister",
-                        format!("deregistered client {id} from AuthProvider {old}: the client moved to {target}"),
-                    );
-                }
-                recorded = None;
-            }
-            Err(Error::Deregister(e)) => {
-                let verdict = not_ready(
-                    "DeregistrationPending",
-                    format!("client {id} is still registered with AuthProvider {old}, whose admin API failed ({e}); it registers with {target} once that registration is removed or {old} is deleted"),
-                );
-                let retry = Action::requeue(Duration::from_secs(30));
-                return finish(
-                    &client,
-                    &ctx,
-                    &previous,
-                    verdict,
-                    Some(&creds),
-                    recorded,
-                    retry,
-                )
-                .await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
 
     // Registration (idempotent; repeated at every resync so a wiped database heals).
     let registered = match &resolved.admin_token {
@@ -543,8 +639,8 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
     ) else {
         return Ok(Action::await_change());
     };
-    match deregister(&ctx, &at, &client_id).await? {
-        true => {
+    match deregister(&ctx, &at, &client_id).await {
+        Ok(Deregistered::Removed) => {
             ctx.event(
                 client.as_ref(),
                 EventType::Normal,
@@ -553,8 +649,8 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
                 format!("deregistered client {client_id}"),
             );
         }
-        false => {
-            // The provider (or its admin token) is gone, so is the registration: let go.
+        Ok(Deregistered::ProviderGone) => {
+            // The provider is gone, so is the registration: let go.
             ctx.event(
                 client.as_ref(),
                 EventType::Warning,
@@ -563,13 +659,20 @@ async fn cleanup(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, 
                 format!("AuthProvider {at} is gone; nothing to deregister for client {client_id}"),
             );
         }
+        // A client never recorded as registered (it waited for a provider still starting)
+        // holds nothing there; one that was keeps its finalizer until the token is back.
+        Err(Error::Deregister(AdminError::NoToken)) if status.registered_with.is_none() => {}
+        Err(e) => return Err(e),
     }
     Ok(Action::await_change())
 }
 
 /// Retry policy after an error.
 pub fn error_policy(client: Arc<OAuthClient>, error: &Error, ctx: Arc<Context>) -> Action {
-    let retry = ctx.backoff.failed(crate::backoff::key(client.as_ref()));
+    let retry = ctx.backoff.failed(
+        crate::backoff::key(client.as_ref()),
+        std::time::Instant::now(),
+    );
     tracing::warn!(%error, retry_in_seconds = retry.as_secs(), "OAuthClient reconcile failed");
     ctx.metrics
         .reconcile_errors

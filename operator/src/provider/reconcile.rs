@@ -394,7 +394,9 @@ async fn write_status(
 
 /// Retry policy after an error.
 pub fn error_policy(ap: Arc<AuthProvider>, error: &Error, ctx: Arc<Context>) -> Action {
-    let retry = ctx.backoff.failed(crate::backoff::key(ap.as_ref()));
+    let retry = ctx
+        .backoff
+        .failed(crate::backoff::key(ap.as_ref()), std::time::Instant::now());
     tracing::warn!(%error, retry_in_seconds = retry.as_secs(), "reconcile failed");
     ctx.metrics
         .reconcile_errors
