@@ -24,6 +24,7 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, ResourceExt};
 use palisade_e2e::{free_port, operator_made_objects, repo_root};
 use palisade_operator::crd::{AuthProvider, OAuthClient};
+use std::collections::BTreeMap;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -155,31 +156,92 @@ fn sum(text: &str, name: &str, filters: &[&str]) -> f64 {
         + 0.0
 }
 
-/// The `n` largest of the operator's request counts by verb and resource, as "GET secrets 120, ...".
-fn top_requests(text: &str, n: usize) -> String {
-    let mut counts: Vec<(f64, String)> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("palisade_operator_api_requests_total{"))
+/// The samples of metric family `name` in Prometheus text, each as a label lookup and a value.
+fn samples<'a>(
+    text: &'a str,
+    name: &'a str,
+) -> impl Iterator<Item = (impl Fn(&str) -> Option<&'a str>, f64)> + 'a {
+    text.lines()
+        .filter_map(move |l| l.strip_prefix(name)?.strip_prefix('{'))
         .filter_map(|l| {
             let (labels, value) = l.split_once("} ")?;
-            let label = |key: &str| {
+            let label = move |key: &str| {
                 labels
                     .split(',')
                     .find_map(|p| p.strip_prefix(key)?.strip_prefix("=\"")?.strip_suffix('"'))
             };
-            Some((
-                value.parse().ok()?,
-                format!("{} {}", label("method")?, label("resource")?),
-            ))
+            Some((label, value.trim().parse().ok()?))
         })
-        .collect();
-    counts.sort_by(|a, b| b.0.total_cmp(&a.0));
+}
+
+/// The `n` largest `counts`, as "GET secrets 120, ...".
+fn largest(counts: &BTreeMap<String, f64>, n: usize) -> String {
+    let mut counts: Vec<(&String, &f64)> = counts.iter().collect();
+    counts.sort_by(|a, b| b.1.total_cmp(a.1));
     counts
         .iter()
         .take(n)
-        .map(|(v, what)| format!("{what} {v}"))
+        .map(|(what, v)| format!("{what} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `n` largest of the operator's request counts by verb and resource, as "GET secrets 120, ...".
+fn top_requests(text: &str, n: usize) -> String {
+    let mut counts = BTreeMap::new();
+    for (label, value) in samples(text, "palisade_operator_api_requests_total") {
+        if let (Some(method), Some(resource)) = (label("method"), label("resource")) {
+            *counts.entry(format!("{method} {resource}")).or_default() += value;
+        }
+    }
+    largest(&counts, n)
+}
+
+/// The verbs of `apiserver_request_total` that write to etcd.
+const WRITE_VERBS: [&str; 6] = [
+    "POST",
+    "PUT",
+    "PATCH",
+    "APPLY",
+    "DELETE",
+    "DELETECOLLECTION",
+];
+
+/// The API server's writes so far by resource (`pods`, `pods/status`, ...), from its own
+/// `apiserver_request_total`: every client's, the operator's, the controllers', KWOK's and
+/// this benchmark's alike.
+fn apiserver_writes(text: &str) -> BTreeMap<String, f64> {
+    let mut writes = BTreeMap::new();
+    for (label, value) in samples(text, "apiserver_request_total") {
+        if !label("verb").is_some_and(|v| WRITE_VERBS.contains(&v)) {
+            continue;
+        }
+        let resource = label("resource").unwrap_or_default();
+        let key = match label("subresource").filter(|s| !s.is_empty()) {
+            Some(sub) => format!("{resource}/{sub}"),
+            None => resource.to_string(),
+        };
+        *writes.entry(key).or_default() += value;
+    }
+    writes
+}
+
+/// The API server's writes so far (see [`apiserver_writes`]).
+async fn apiserver_writes_now(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    let request = axum::http::Request::get("/metrics").body(Vec::new())?;
+    Ok(apiserver_writes(&client.request_text(request).await?))
+}
+
+/// `after - before`, by key.
+fn difference(
+    after: &BTreeMap<String, f64>,
+    before: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
 }
 
 /// Watches every object of kind `K` (a store kept by a watch, so that following the run
@@ -386,6 +448,7 @@ async fn main() -> anyhow::Result<()> {
     let client_store = watched::<OAuthClient>(&client);
     provider_store.wait_until_ready().await?;
     client_store.wait_until_ready().await?;
+    let writes_before = apiserver_writes_now(&client).await?;
     let start = Instant::now();
     create_all(&client, provider_objects).await?;
     create_all(&client, client_objects).await?;
@@ -423,6 +486,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     let all_ready = start.elapsed();
+    let run_writes = difference(&apiserver_writes_now(&client).await?, &writes_before);
     let (peak_rss, cpu) = operator.usage();
     let metrics = operator.metrics().await;
     let requests = sum(&metrics, "palisade_operator_api_requests_total", &[]);
@@ -542,6 +606,30 @@ async fn main() -> anyhow::Result<()> {
         "| **ratio all-Ready / floor** (target ≤ 3) | **{:.2}** |",
         all_ready.as_secs_f64() / floor.as_secs_f64()
     );
+    // Where the API server's writes came from, and what they cost at the floor's pace: a
+    // write of any kind counted as one of the floor's small ConfigMaps, which is generous (a
+    // Deployment or a pod status is larger). Everyone else's writes are those of the
+    // controllers, the scheduler and KWOK for the pods, ReplicaSets and Jobs behind the
+    // providers, and their Events.
+    let all_writes: f64 = run_writes.values().sum();
+    let operator_writes = sum(&metrics, "palisade_operator_api_writes_total", &[]);
+    let others = all_writes - operator_writes - objects;
+    let floor_count_f = floor_count as f64;
+    println!(
+        "| API server writes until all Ready (its `apiserver_request_total`) | {all_writes}: the operator {operator_writes} (Events included), this benchmark's creations {objects}, everyone else {others} |"
+    );
+    println!(
+        "| API server writes by resource (most first) | {} |",
+        largest(&run_writes, 10)
+    );
+    println!(
+        "| the same writes at the floor's pace ({floor_count} in {:.1} s) | all: {:.1} s = **{:.2} × floor**; the least any operator must cause (the objects left, once each, plus everyone else's writes): {:.1} s = **{:.2} × floor** |",
+        floor.as_secs_f64(),
+        all_writes / floor_count_f * floor.as_secs_f64(),
+        all_writes / floor_count_f,
+        (floor_count_f + others) / floor_count_f * floor.as_secs_f64(),
+        (floor_count_f + others) / floor_count_f,
+    );
     println!(
         "| operator API requests | {requests} ({:.1} per custom resource; {}) |",
         requests / objects,
@@ -605,4 +693,52 @@ async fn main() -> anyhow::Result<()> {
         "a resync with nothing changed wrote {resync_writes} times"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APISERVER: &str = r#"# TYPE apiserver_request_total counter
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="",verb="POST",version="v1"} 7
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PATCH",version="v1"} 5
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="resource",subresource="status",verb="PUT",version="v1"} 2
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="resource",subresource="",verb="APPLY",version="v1"} 3
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="pods",scope="namespace",subresource="",verb="LIST",version="v1"} 100
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="secrets",scope="resource",subresource="",verb="GET",version="v1"} 50
+apiserver_request_total_other{verb="POST"} 9
+"#;
+
+    #[test]
+    fn only_writes_are_counted_by_resource_and_subresource() {
+        let writes = apiserver_writes(APISERVER);
+        assert_eq!(
+            writes,
+            BTreeMap::from([
+                ("deployments".to_string(), 3.0),
+                ("pods".to_string(), 7.0),
+                ("pods/status".to_string(), 7.0),
+            ])
+        );
+        let before = BTreeMap::from([("pods".to_string(), 7.0), ("deployments".to_string(), 1.0)]);
+        assert_eq!(
+            difference(&writes, &before),
+            BTreeMap::from([
+                ("deployments".to_string(), 2.0),
+                ("pods/status".to_string(), 7.0),
+            ])
+        );
+        assert_eq!(largest(&writes, 2), "pods 7, pods/status 7");
+    }
+
+    #[test]
+    fn operator_requests_are_summed_by_method_and_resource() {
+        let text = "palisade_operator_api_requests_total{method=\"GET\",resource=\"secrets\"} 4\n\
+                    palisade_operator_api_requests_total{method=\"PATCH\",resource=\"authproviders/status\"} 9\n\
+                    palisade_operator_api_requests_total{method=\"GET\",resource=\"secrets\"} 1\n";
+        assert_eq!(
+            top_requests(text, 5),
+            "PATCH authproviders/status 9, GET secrets 5"
+        );
+    }
 }

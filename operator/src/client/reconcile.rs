@@ -408,7 +408,7 @@ async fn apply(client: Arc<OAuthClient>, ctx: Arc<Context>) -> Result<Action, Er
             let old = old.unwrap_or_default();
             let verdict = not_ready(
                 "DeregistrationPending",
-                format!("client {id} is still registered with AuthProvider {old}, whose admin API failed ({e}); it registers with {target} once that registration is removed or {old} is deleted"),
+                format!("client {id} is still registered with AuthProvider {old}, which could not deregister it ({e}); it registers with {target} once that registration is removed or {old} is deleted"),
             );
             let retry = Action::requeue(Duration::from_secs(30));
             return finish(&client, &ctx, &previous, verdict, None, recorded, retry).await;
