@@ -154,6 +154,18 @@ async fn until_ready_reason(client: &Client, ns: &str, name: &str, want: &str) {
     .await;
 }
 
+/// Points the OAuthClient `name` at the AuthProvider `provider` (same namespace).
+async fn point_at(client: &Client, ns: &str, name: &str, provider: &str) {
+    Api::<OAuthClient>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"providerRef": {"name": provider}}})),
+        )
+        .await
+        .unwrap();
+}
+
 /// Creates an OAuthClient from its manifest.
 async fn create_client(client: &Client, ns: &str, manifest: serde_json::Value) {
     Api::<OAuthClient>::namespaced(client.clone(), ns)
@@ -414,15 +426,13 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         },
     )
     .await;
-    let webapp_registration: serde_json::Value = http
-        .get(format!(
-            "http://{admin}/admin/clients/{}",
-            webapp["client_id"]
-        ))
-        .bearer_auth(&token)
-        .send()
+    let registration = |id: String| {
+        let (http, token) = (http.clone(), token.clone());
+        let url = format!("http://{admin}/admin/clients/{id}");
+        async move { http.get(url).bearer_auth(&token).send().await.unwrap() }
+    };
+    let webapp_registration: serde_json::Value = registration(webapp["client_id"].clone())
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -506,14 +516,7 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         )
         .await
         .unwrap();
-    clients
-        .patch(
-            "thief",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"providerRef": {"name": "dev"}}})),
-        )
-        .await
-        .unwrap();
+    point_at(&kube, &ns.name, "thief", "dev").await;
     until_ready_reason(&kube, &ns.name, "thief", "True:Registered").await;
     let thief_id = clients
         .get("thief")
@@ -528,11 +531,6 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
         thief_id,
         "the Secret is rewritten with the thief's own ID"
     );
-    let registration = |id: String| {
-        let (http, token) = (http.clone(), token.clone());
-        let url = format!("http://{admin}/admin/clients/{id}");
-        async move { http.get(url).bearer_auth(&token).send().await.unwrap() }
-    };
     let webapp_after: serde_json::Value = registration(webapp["client_id"].clone())
         .await
         .json()
@@ -570,14 +568,7 @@ async fn sample_clients_register_get_tokens_heal_and_deregister() {
 
     // Moved to another provider (one that does not exist yet), the client leaves the old one:
     // its credentials stop working there.
-    Api::<OAuthClient>::namespaced(kube.clone(), &ns.name)
-        .patch(
-            "machine",
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"spec": {"providerRef": {"name": "elsewhere"}}})),
-        )
-        .await
-        .unwrap();
+    point_at(&kube, &ns.name, "machine", "elsewhere").await;
     until_ready_reason(&kube, &ns.name, "machine", "False:ProviderNotFound").await;
     eventually(
         "the old provider to refuse the moved client",
