@@ -105,17 +105,22 @@ impl Context {
         }
     }
 
-    /// The uid of another OAuthClient than `uid` whose status records `client_id`, waiting for
-    /// the first full list of OAuthClients if need be. `None` without a store (one-off tools).
-    pub async fn client_id_holder(&self, client_id: &str, uid: &str) -> Option<String> {
-        let store = self.clients.as_ref()?;
-        store.wait_until_ready().await.ok()?;
+    /// Whether an OAuthClient other than the one with `uid` records `client_id` in its status,
+    /// waiting for the first full list of OAuthClients if need be. `false` without a store
+    /// (one-off tools).
+    pub async fn client_id_held_elsewhere(&self, client_id: &str, uid: &str) -> bool {
+        let Some(store) = self.clients.as_ref() else {
+            return false;
+        };
+        if store.wait_until_ready().await.is_err() {
+            return false;
+        }
         store
             .find(|c| {
                 c.metadata.uid.as_deref() != Some(uid)
                     && c.status.as_ref().and_then(|s| s.client_id.as_deref()) == Some(client_id)
             })
-            .and_then(|c| c.metadata.uid.clone())
+            .is_some()
     }
 
     /// An AuthProvider from the cache when the cache has it; `None` when there is no cache, it

@@ -285,7 +285,7 @@ async fn taken_elsewhere(
         return None;
     }
     let id = credentials::client_id_in(live?)?;
-    ctx.client_id_holder(&id, uid).await.map(|_| id)
+    ctx.client_id_held_elsewhere(&id, uid).await.then_some(id)
 }
 
 /// The registration payload for the client's spec and credentials.
