@@ -65,8 +65,8 @@ pub fn controlled_by(secret: &Secret, uid: &str) -> bool {
 /// that has neither. Status is written by the operator alone, so neither editing a Secret nor
 /// forging one (its owner reference included) can point a client at another client's
 /// registration. The Secret's ID counts only for a client whose status has none (one
-/// restored from a backup without its status). A confidential client whose Secret lost `client_secret` (or
-/// was deleted) gets a new secret — that is how a user rotates it.
+/// restored from a backup without its status). A confidential client whose Secret lost
+/// `client_secret` (or was deleted) gets a new secret — that is how a user rotates it.
 pub fn decide(
     live: Option<&Secret>,
     known_id: Option<&str>,

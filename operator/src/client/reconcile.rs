@@ -198,7 +198,7 @@ async fn deregister(ctx: &Context, key: &str, client_id: &str) -> Result<Deregis
 
 /// How leaving the provider that held a client's registration went.
 enum Leaving {
-    /// No provider other than the one the spec names holds it.
+    /// Nothing to leave: no provider to leave was given, or the client has no ID yet.
     Stay,
     /// The old provider no longer holds it (`removed`: its admin API removed it now).
     Left { removed: bool },
